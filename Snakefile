@@ -1,0 +1,29 @@
+# negrl: the whole benchmark as one cached pipeline.
+#   snakemake --cores 2                       # the embedded CPU default (config/config.yaml)
+#   snakemake -n                              # list the plan without running anything
+#   snakemake --cores 2 --configfile config/ci.yaml
+#   snakemake --profile workflow/profiles/slurm --configfile config/gpu/qwen2.5-math-1.5b.yaml
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/rollout.smk"
+include: "workflow/rules/verify.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        rules.report.output,
+    default_target: True

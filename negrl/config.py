@@ -1,0 +1,468 @@
+"""Typed configuration, read from the same YAML that Snakemake validates.
+
+The dataclasses below are the single source of truth: ``workflow/schemas/config.schema.yaml`` is
+generated from them (``negrl config-schema``; a test checks the committed file is current), so the
+Snakemake ``validate`` and the CLI can never disagree about a key.
+
+    >>> from negrl.config import load_config
+    >>> cfg = load_config("config/config.yaml")          # doctest: +SKIP
+    >>> cfg.train.n, cfg.methods                          # doctest: +SKIP
+    (8, ['grpo', 'lens'])
+
+An unknown key, a wrong type or a missing required value raises ``ConfigError`` naming the dotted key
+and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from negrl.errors import ConfigError
+
+
+@dataclass
+class ArithConfig:
+    seed: int = 0
+    """Seed of the synthetic task generator (same seed, same problems)."""
+    train_per_level: int = 4000
+    """Training problems per difficulty level (at most; level 1 has about 1,200 distinct ones)."""
+    test_per_level: int = 100
+    """Test problems per difficulty level (disjoint from train)."""
+
+
+@dataclass
+class MathConfig:
+    train: str = "../shared/data/math/math_train.jsonl"
+    """Training split: a local .jsonl/.parquet path, or a Hugging Face hub dataset id."""
+    test: str = "../shared/data/math/math500_test.jsonl"
+    """Test split: a local .jsonl/.parquet path, or a Hugging Face hub dataset id."""
+    train_split: str = "train"
+    """Split name when ``train`` is a hub id."""
+    test_split: str = "test"
+    """Split name when ``test`` is a hub id."""
+    max_train_problems: int | None = None
+    """Use only the first N training problems (None = all)."""
+    max_test_problems: int | None = None
+    """Use only the first N test problems (None = all)."""
+
+
+@dataclass
+class DataConfig:
+    task: Literal["arith", "math"] = "arith"
+    """Which task: the synthetic leveled arithmetic task or MATH."""
+    prompt_template: Literal["boxed", "boxed_short"] = "boxed_short"
+    """Prompt wording (negrl.data.prompts); both ask for the answer in \\boxed{}."""
+    arith: ArithConfig = field(default_factory=ArithConfig)
+    """Settings of the synthetic task."""
+    math: MathConfig = field(default_factory=MathConfig)
+    """Settings of the MATH loader."""
+
+
+@dataclass
+class ToyModelConfig:
+    hidden_size: int = 128
+    """Model width."""
+    num_layers: int = 4
+    """Transformer blocks."""
+    num_heads: int = 4
+    """Attention heads."""
+    num_kv_heads: int = 2
+    """Key/value heads (grouped-query attention)."""
+    intermediate_size: int = 384
+    """MLP width."""
+    max_position: int = 320
+    """Longest prompt + response in tokens."""
+    seed: int = 0
+    """Initialisation seed."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str | None = None
+    """Hugging Face hub id or local directory of a causal LM; null builds the offline toy model."""
+    toy: ToyModelConfig = field(default_factory=ToyModelConfig)
+    """Shape of the offline toy model (used when name_or_path is null)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Training and rollout dtype (float32 on CPU)."""
+
+
+@dataclass
+class WarmStartConfig:
+    enabled: bool = True
+    """Supervised fine-tuning on worked solutions before RL (the toy model needs it)."""
+    steps: int = 600
+    """Optimizer steps."""
+    batch_size: int = 64
+    """Examples per step."""
+    lr: float = 2e-3
+    """Peak learning rate (cosine decay to 10%)."""
+    warmup_steps: int = 30
+    """Linear warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    seed: int = 0
+    """Shuffling seed."""
+
+
+@dataclass
+class RolloutConfig:
+    backend: Literal["hf", "vllm"] = "hf"
+    """Generation backend: transformers (hf) or vLLM."""
+    max_tokens: int = 64
+    """Maximum response tokens (max_response_length in methods.md); longer responses are truncated."""
+    temperature: float = 1.0
+    """Sampling temperature for training rollouts."""
+    top_p: float = 1.0
+    """Nucleus mass for training rollouts (1.0 keeps the sampler equal to softmax(logits / T))."""
+    max_batch_size: int = 512
+    """Sequences per generation forward pass."""
+    gpu_memory_utilization: float = 0.4
+    """vLLM: fraction of GPU memory for the engine."""
+    tensor_parallel_size: int = 1
+    """vLLM: tensor-parallel degree."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100
+    """Rollout steps (each followed by ``mini_batches * ppo_epochs`` optimizer updates)."""
+    prompts_per_step: int = 32
+    """Prompts per rollout step (train_prompts in methods.md)."""
+    n: int = 8
+    """Responses per prompt (group size G)."""
+    mini_batches: int = 1
+    """Optimizer updates per rollout per epoch (whole groups per mini-batch)."""
+    ppo_epochs: int = 1
+    """Passes over the rollout batch."""
+    micro_batch_size: int = 256
+    """Responses per forward/backward (gradient accumulation inside a mini-batch)."""
+    lr: float = 1e-4
+    """Peak learning rate."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Schedule after warm-up."""
+    warmup_steps: int = 0
+    """Linear warm-up in optimizer steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip."""
+    kl_beta: float = 0.0
+    """Weight of the k3 KL penalty to the initial model (0: no reference model)."""
+    checkpoint_every: int = 50
+    """Save a resumable checkpoint every k rollout steps (0: only at the end)."""
+    dynamic_sampling: bool | None = None
+    """Group filtering (methods.md C11): null uses the method's default."""
+    max_num_gen_batches: int = 10
+    """Dynamic sampling: generation rounds per step before giving up."""
+    gen_batch_multiplier: int = 3
+    """Dynamic sampling: prompts drawn per round, as a multiple of prompts_per_step."""
+
+
+@dataclass
+class EvalConfig:
+    n_samples: int = 4
+    """Samples per test problem; accuracy is the mean over samples (mean@k)."""
+    temperature: float = 1.0
+    """Sampling temperature for evaluation (0 = greedy, then n_samples must be 1)."""
+    top_p: float = 1.0
+    """Nucleus mass for evaluation."""
+    max_tokens: int | None = None
+    """Response budget for evaluation (null = rollout.max_tokens)."""
+    seed: int = 1234
+    """Sampling seed for evaluation rollouts (the same for every model)."""
+
+
+@dataclass
+class VerifyConfig:
+    workers: int = 2
+    """Verifier worker processes."""
+    timeout: float = 5.0
+    """Per-item wall-clock limit in seconds (the worker is killed past it)."""
+    secondary: bool = False
+    """Also run Math-Verify and record agreement (slower)."""
+
+
+@dataclass
+class ReportConfig:
+    confidence: float = 0.95
+    """Confidence level of the intervals."""
+    bootstrap_samples: int = 2000
+    """Bootstrap resamples for the intervals."""
+    seed: int = 0
+    """Bootstrap seed."""
+
+
+@dataclass
+class Config:
+    experiment: str = "arith-cpu"
+    """Name of the result folder: results/<experiment>/."""
+    methods: list[str] = field(default_factory=lambda: ["grpo", "lens"])
+    """Methods to train and compare (names from ``negrl methods``)."""
+    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    """Training seeds; every method runs once per seed."""
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-method options passed to get_method, e.g. {lens: {alpha: 0.25}}."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Which problems, and how they are prompted."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Which model to start from."""
+    warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
+    """Supervised warm start of the toy model."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Generation settings shared by training and evaluation."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The online RL loop."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Test-set evaluation."""
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    """Answer verification."""
+    report: ReportConfig = field(default_factory=ReportConfig)
+    """Tables and plots."""
+
+    def section_hash(self, *names: str) -> str:
+        """A short hash of the named top-level sections (what a stage's output depends on)."""
+        payload = {name: to_dict(getattr(self, name)) for name in names}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading: YAML -> dataclasses with key-by-key checking.
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read ``path`` (YAML) into a ``Config``; ``overrides`` is a nested dict merged on top."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    if overrides:
+        raw = _merge(raw, overrides)
+    return from_dict(raw, source=str(path))
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    config = _build(Config, raw, prefix="", source=source)
+    _check_values(config, source)
+    return config
+
+
+def to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "<top level>"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where}: expected a mapping, got {type(raw).__name__} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; allowed keys under {where}: {', '.join(fields)}"
+        )
+    values = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{source}: missing required key '{key}' ({_describe(hints[name])})")
+            continue
+        values[name] = _coerce(hints[name], raw[name], key, source)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".", source)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key, source)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{source}: key '{key}': expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{source}: key '{key}': expected one of {allowed}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: key '{key}': expected a list ({_describe(tp)}), got {value!r}")
+        return [_coerce(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: key '{key}': expected a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}", source) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: key '{key}': expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: key '{key}': expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            hint = " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) else ""
+            raise ConfigError(f"{source}: key '{key}': expected a number, got {value!r}{hint}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: key '{key}': expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {key}")
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null", Any: "any value"}.get(tp, str(tp))
+
+
+def _check_values(config: Config, source: str) -> None:
+    """Range checks the types alone cannot express."""
+    positive = {
+        "train.steps": config.train.steps, "train.prompts_per_step": config.train.prompts_per_step,
+        "train.n": config.train.n, "train.mini_batches": config.train.mini_batches,
+        "train.ppo_epochs": config.train.ppo_epochs, "train.micro_batch_size": config.train.micro_batch_size,
+        "rollout.max_tokens": config.rollout.max_tokens, "eval.n_samples": config.eval.n_samples,
+        "verify.workers": config.verify.workers, "warmstart.batch_size": config.warmstart.batch_size,
+        "data.arith.test_per_level": config.data.arith.test_per_level,
+        "data.arith.train_per_level": config.data.arith.train_per_level,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{source}: key '{key}': expected an integer >= 1, got {value}")
+    if config.train.prompts_per_step % config.train.mini_batches:
+        raise ConfigError(
+            f"{source}: key 'train.mini_batches': {config.train.mini_batches} must divide "
+            f"train.prompts_per_step ({config.train.prompts_per_step}) so mini-batches hold whole groups"
+        )
+    if not 0 < config.rollout.top_p <= 1 or not 0 < config.eval.top_p <= 1:
+        raise ConfigError(f"{source}: key 'rollout.top_p'/'eval.top_p': expected a value in (0, 1]")
+    if config.rollout.temperature <= 0:
+        raise ConfigError(f"{source}: key 'rollout.temperature': training needs a temperature > 0")
+    if config.eval.temperature == 0 and config.eval.n_samples != 1:
+        raise ConfigError(f"{source}: key 'eval.n_samples': greedy evaluation (temperature 0) needs n_samples 1")
+    if not config.seeds:
+        raise ConfigError(f"{source}: key 'seeds': expected at least one seed")
+    if len(set(config.methods)) != len(config.methods) or not config.methods:
+        raise ConfigError(f"{source}: key 'methods': expected a non-empty list of distinct method names")
+    for name in config.method_options:
+        if name not in config.methods:
+            raise ConfigError(
+                f"{source}: key 'method_options.{name}': '{name}' is not in 'methods' ({', '.join(config.methods)})"
+            )
+    if not 0 < config.report.confidence < 1:
+        raise ConfigError(f"{source}: key 'report.confidence': expected a value in (0, 1)")
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON schema generated from the dataclasses (written to workflow/schemas/config.schema.yaml).
+
+
+def json_schema() -> dict[str, Any]:
+    schema = _schema_of(Config)
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["description"] = "negrl configuration (generated from negrl/config.py by `negrl config-schema`)"
+    return schema
+
+
+def _schema_of(tp: Any, description: str | None = None) -> dict[str, Any]:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    out: dict[str, Any]
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        docs = _field_docs(tp)
+        props = {f.name: _schema_of(hints[f.name], docs.get(f.name)) for f in dataclasses.fields(tp)}
+        defaults = to_dict(tp())
+        for name, prop in props.items():
+            if "properties" not in prop:
+                prop["default"] = defaults[name]
+        out = {"type": "object", "properties": props, "additionalProperties": False}
+    elif origin in (typing.Union, types.UnionType):
+        out = {"anyOf": [_schema_of(a) for a in args]}
+    elif origin is Literal:
+        out = {"enum": list(args)}
+    elif origin is list:
+        out = {"type": "array", "items": _schema_of(args[0])}
+    elif origin is dict:
+        out = {"type": "object"}
+    elif tp is type(None):
+        out = {"type": "null"}
+    else:
+        out = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"},
+               str: {"type": "string"}}.get(tp, {})
+    if description:
+        out["description"] = description
+    return out
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Field docstrings (the string literal after each field), read from the source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for prev, node in zip(body, body[1:]):
+        if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            docs[prev.target.id] = " ".join(str(node.value.value).split())  # type: ignore[union-attr]
+    return docs
+
+
+def schema_yaml() -> str:
+    header = "# Generated from negrl/config.py by `negrl config-schema`; do not edit by hand.\n"
+    return header + yaml.safe_dump(json_schema(), sort_keys=False, width=110)

@@ -1,0 +1,60 @@
+"""Resumable training checkpoints, written atomically.
+
+A checkpoint directory ``ckpt-<step>/`` holds the model (``save_pretrained``), and ``state.pt`` with the
+optimizer, scheduler, RNG states, prompt-stream position and step. ``latest`` names the newest complete
+one; a checkpoint is written under a temporary name and renamed, so a kill mid-write leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from negrl.provenance import atomic_path, write_text
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(directory: Path, step: int, model, tokenizer, training_state: dict[str, Any], keep: int = 2) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"ckpt-{step:06d}"
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save({**training_state, "step": step, "rng": rng_state()}, tmp / "state.pt")
+    write_text(directory / "latest", target.name + "\n")
+    for old in sorted(directory.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    pointer = directory / "latest"
+    if not pointer.exists():
+        return None
+    target = directory / pointer.read_text().strip()
+    return target if (target / "state.pt").exists() else None
+
+
+def load_training_state(checkpoint: Path) -> dict[str, Any]:
+    return torch.load(checkpoint / "state.pt", weights_only=False)

@@ -1,0 +1,74 @@
+"""Supervised warm start: fine-tune on worked solutions so the toy model follows the ``\\boxed{}`` format.
+
+Loss is the token-mean negative log-likelihood of the solution (plus EOS) given the prompt; prompts are
+not trained on. AdamW with linear warm-up and cosine decay to 10% of the peak rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from negrl.train.logprobs import pack_sequences, response_logprobs
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", final_ratio: float = 0.1) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, steps: int, batch_size: int,
+                         lr: float, warmup_steps: int, weight_decay: float, seed: int,
+                         log_path: Path | None = None, show_progress: bool = True) -> list[dict]:
+    """Train ``model`` in place on (prompt, solution) pairs; returns the per-step log."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    encoded = [
+        (tokenizer(prompt, add_special_tokens=False)["input_ids"],
+         tokenizer(solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+        for prompt, solution in examples
+    ]
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, warmup_steps))
+    model.train()
+    order: list[int] = []
+    history = []
+    log_file = open(log_path, "w") if log_path else None
+    start = time.time()
+    progress = tqdm(range(steps), desc="warm start", disable=not show_progress, mininterval=2)
+    for step in progress:
+        if len(order) < batch_size:
+            order.extend(rng.sample(range(len(encoded)), len(encoded)))
+        rows, order = order[:batch_size], order[batch_size:]
+        seqs = pack_sequences([encoded[i][0] for i in rows], [encoded[i][1] for i in rows],
+                              tokenizer.pad_token_id).to(device)
+        token_logp, _ = response_logprobs(model, seqs)
+        loss = -(token_logp.sum() / seqs.response_mask.sum())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        record = {"step": step + 1, "loss": loss.item(), "grad_norm": float(grad_norm),
+                  "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - start, 2)}
+        history.append(record)
+        if log_file:
+            log_file.write(json.dumps(record) + "\n")
+        if step % 20 == 0:
+            progress.set_postfix(loss=f"{record['loss']:.3f}")
+    if log_file:
+        log_file.close()
+    model.eval()
+    return history

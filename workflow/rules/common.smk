@@ -1,0 +1,55 @@
+# Shared definitions: result paths, the effective config handed to every `negrl` stage, and the
+# per-rule parameter hashes that decide when a stage is stale.
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, workflow.basedir)
+from negrl.config import from_dict  # noqa: E402
+
+CFG = from_dict(config, source="snakemake config")
+EXP = CFG.experiment
+R = f"results/{EXP}"
+METHODS = CFG.methods
+SEEDS = CFG.seeds
+MODELS = ["base"] + [f"{m}-s{s}" for m in METHODS for s in SEEDS]
+
+
+def _write_effective_config() -> str:
+    """The config exactly as Snakemake sees it (file + --config overrides), for the CLI stages.
+    Rewritten only when its content changes; never an input, so it does not by itself re-run stages."""
+    path = Path(R) / "config.yaml"
+    text = yaml.safe_dump(config, sort_keys=True)
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
+CONFIG_PATH = _write_effective_config()
+
+
+def sections(*names):
+    """Hash of the config sections a rule depends on (a `params:` entry: it changes -> the rule re-runs)."""
+    return CFG.section_hash(*names)
+
+
+def method_hash(wildcards):
+    return CFG.section_hash("rollout", "train", "verify") + str(CFG.method_options.get(wildcards.method, {}))
+
+
+def code(*patterns):
+    """The package files a rule runs: editing them re-runs that rule (and what depends on its outputs)."""
+    files = []
+    for pattern in patterns:
+        files.extend(sorted(str(p) for p in Path(workflow.basedir).glob(pattern)))
+    return files
+
+
+wildcard_constraints:
+    method="[A-Za-z0-9_]+",
+    seed=r"-?\d+",
+    model=r"base|[A-Za-z0-9_]+-s-?\d+",

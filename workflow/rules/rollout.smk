@@ -1,0 +1,26 @@
+def model_dir(wildcards):
+    if wildcards.model == "base":
+        return f"{R}/base/model"
+    method, seed = wildcards.model.rsplit("-s", 1)
+    return f"{R}/train/{method}/s{seed}/model"
+
+
+rule rollout:
+    """Evaluation rollouts of one model (base or <method>-s<seed>) on the test problems."""
+    input:
+        model=model_dir,
+        problems=f"{R}/data/problems.test.parquet",
+        code=code("negrl/rollout/*.py"),
+    output:
+        f"{R}/eval/{{model}}/rollouts.parquet",
+    params:
+        sections=sections("eval", "rollout", "data"),
+    log:
+        f"{R}/logs/rollout/{{model}}.log",
+    threads: 1
+    resources:
+        gpu=lambda wildcards: 1 if CFG.model.name_or_path else 0,
+    cache: True
+    shell:
+        "negrl rollout --config {CONFIG_PATH} --model {input.model} --name {wildcards.model} "
+        "--problems {input.problems} --out {output} --threads {threads} > {log} 2>&1"

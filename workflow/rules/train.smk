@@ -1,0 +1,21 @@
+rule train:
+    """One online RL run: a method from `negrl methods`, one seed."""
+    input:
+        model=f"{R}/base/model",
+        train=f"{R}/data/problems.train.parquet",
+        code=code("negrl/train/*.py", "negrl/methods/*.py", "negrl/rollout/*.py", "negrl/verify/*.py"),
+    output:
+        model=directory(f"{R}/train/{{method}}/s{{seed}}/model"),
+        metrics=f"{R}/train/{{method}}/s{{seed}}/metrics.jsonl",
+    params:
+        run=method_hash,
+    log:
+        f"{R}/logs/train/{{method}}-s{{seed}}.log",
+    threads: 1
+    resources:
+        gpu=lambda wildcards: 1 if CFG.model.name_or_path else 0,
+    shell:
+        # --resume-compatible (default): a re-run after a crash continues from the last checkpoint
+        "negrl train --config {CONFIG_PATH} --method {wildcards.method} --seed {wildcards.seed} "
+        "--base-model {input.model} --train {input.train} --out-dir {R}/train/{wildcards.method}/s{wildcards.seed} "
+        "--threads {threads} > {log} 2>&1"
