@@ -34,7 +34,7 @@ class ArithConfig:
     seed: int = 0
     """Seed of the synthetic task generator (same seed, same problems)."""
     train_per_level: int = 4000
-    """Training problems per difficulty level (at most; level 1 has about 1,200 distinct ones)."""
+    """Training problems per difficulty level (at most; level 1 has about 1,700 distinct ones)."""
     test_per_level: int = 100
     """Test problems per difficulty level (disjoint from train)."""
 

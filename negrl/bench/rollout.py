@@ -331,12 +331,17 @@ def _profile_native(eng: Any, device: Any, args: argparse.Namespace) -> dict | N
 
     logits = runner.logits_buf[: key[0]]
     gen = torch.Generator(device=device).manual_seed(0)
-    return {
+    out = {
         "graph": list(key),
         "graphs_captured": len(graphs),
         "decode_step_ms": ms(g.replay),
-        "sample_ms": ms(lambda: sample_next(logits, args.temperature or 1.0, 1.0, gen)),
+        "sample_torch_ms": ms(lambda: sample_next(logits, args.temperature or 1.0, 1.0, gen)),
     }
+    if eng.fused_sampler:
+        from negrl.rollout.triton_sampler import fused_sample
+
+        out["sample_fused_ms"] = ms(lambda: fused_sample(logits, args.temperature or 1.0, gen))
+    return out
 
 
 def _count_until_eos(new: Any, eos: int) -> int:
@@ -369,7 +374,8 @@ def format_table(res: dict) -> str:
     if "hf_step_profile" in m:
         pr = m["hf_step_profile"]
         lines += ["", f"hf native: one captured decode step (batch {pr['graph'][0]}, KV {pr['graph'][1]}) "
-                  f"{pr['decode_step_ms']:.3f} ms, sampling {pr['sample_ms']:.3f} ms, "
+                  f"{pr['decode_step_ms']:.3f} ms, sampling {pr['sample_torch_ms']:.3f} ms torch / "
+                  f"{pr.get('sample_fused_ms', float('nan')):.3f} ms fused, "
                   f"{pr['graphs_captured']} graphs captured"]
     if "roofline" in m:
         rf = m["roofline"]

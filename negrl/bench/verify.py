@@ -1,7 +1,8 @@
 """``negrl bench verify``: verifier throughput on MATH-style responses, negrl vs Math-Verify, one run.
 
-The responses are MATH reference solutions (correct by construction: each ends with its boxed answer)
-and the same solutions with the final boxed answer perturbed (wrong by construction), half each.
+The responses are MATH reference solutions (correct by construction: each ends with its boxed answer),
+the same solutions with the final box rewritten in an equivalent form (``\\dfrac``, spacing, ``x = ``),
+and with the final box perturbed (wrong by construction), a third each.
 negrl grades them with ``grade_many`` (its sandbox pool, ``--workers`` processes); Math-Verify grades
 them as users run it, one response after another in one process (``--mv-workers N`` adds a row with N
 processes). Prints responses/second, accuracy against the construction labels, the ratio, and the
@@ -33,6 +34,21 @@ def perturb_answer(answer: str) -> str:
     return answer + "+1"
 
 
+def rewrite_answer(answer: str, rng: random.Random) -> str:
+    """An equivalent answer written differently (how a model's answer differs from the reference)."""
+    out = answer
+    if "\\frac" in out and rng.random() < 0.7:
+        out = out.replace("\\frac", "\\dfrac")
+    if rng.random() < 0.5:
+        out = re.sub(r"\s*([+=])\s*", r" \1 ", out).strip()
+    plain = not re.search(r"\\text|\\mbox|=|\\cup|\[|\]|\\begin|\\le|\\ge|<|>|^\s*$", out)
+    if plain and (out == answer or rng.random() < 0.5):
+        out = "x = " + out
+    if out == answer:
+        out = answer + " "
+    return out
+
+
 def _replace_last_box(solution: str, new: str) -> str | None:
     from negrl.verify.extract import _BOX_RE, _match_brace
 
@@ -52,8 +68,17 @@ def _replace_last_box(solution: str, new: str) -> str | None:
     return solution[: k + 1] + new + solution[end:]
 
 
-def build_items(path: Path, n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
-    """(response, gold, label) triples: half reference solutions, half with a perturbed final box."""
+def _is_symbolic(answer: str) -> bool:
+    from negrl.verify.normalize import is_text_answer, normalize, parse_number
+
+    a = normalize(answer)
+    return parse_number(a) is None and not is_text_answer(a)
+
+
+def build_items(path: Path, n: int, seed: int = 0,
+                symbolic_only: bool = False) -> list[tuple[str, str, bool]]:
+    """(response, gold, label) triples, a third each: reference solutions (correct), solutions whose final
+    box is rewritten in an equivalent form (correct), and solutions with a perturbed final box (wrong)."""
     if not path.is_file():
         raise DataError(f"MATH data not found: {path} (pass --data)")
     rows = []
@@ -66,12 +91,19 @@ def build_items(path: Path, n: int, seed: int = 0) -> list[tuple[str, str, bool]
             if "solution" not in row or "answer" not in row:
                 raise DataError(f"{path}:{line_no}: needs 'solution' and 'answer' fields")
             rows.append(row)
+    if symbolic_only:
+        rows = [r for r in rows if _is_symbolic(r["answer"])]
     rng = random.Random(seed)
     items: list[tuple[str, str, bool]] = []
     while len(items) < n:
         row = rng.choice(rows)
-        if len(items) % 2 == 0:
+        kind = len(items) % 3
+        if kind == 0:
             items.append((row["solution"], row["answer"], True))
+        elif kind == 1:
+            same = _replace_last_box(row["solution"], rewrite_answer(row["answer"], rng))
+            if same is not None:
+                items.append((same, row["answer"], True))
         else:
             wrong = _replace_last_box(row["solution"], perturb_answer(row["answer"]))
             if wrong is not None:
@@ -125,7 +157,8 @@ def run_negrl(items, timeout: float, workers: int) -> dict:
             "rps": len(items) / wall, "accuracy": _acc([v.correct for v in verdicts], items),
             "max_latency": max(lat), "timeouts": pool.kills - kills0, "warmup_s": warm,
             "pooled": len(pool.last_latencies),
-            "reasons": {k: sum(v.reason == k for v in verdicts) for k in sorted({v.reason for v in verdicts})}}
+            "reasons": {k: sum(v.reason == k for v in verdicts) for k in sorted({v.reason for v in verdicts})},
+            }
 
 
 def _acc(correct, items) -> float:
@@ -154,7 +187,7 @@ def cmd_bench_verify(args) -> int:
         raise ConfigError("--responses must be >= 2")
     if not args.timeout > 0:
         raise ConfigError("--timeout must be > 0")
-    items = build_items(Path(args.data), args.responses, args.seed)
+    items = build_items(Path(args.data), args.responses, args.seed, symbolic_only=args.symbolic_only)
     from negrl.verify.sandbox import default_workers
 
     workers = args.workers or min(2, default_workers())
@@ -179,6 +212,9 @@ def register(bench_subparsers) -> None:
     p.add_argument("--skip-math-verify", action="store_true", help="time negrl only")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="MATH jsonl with solution and answer fields")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--symbolic-only", action="store_true",
+                   help="only problems whose gold is not a plain number or word (the worst case for negrl: "
+                        "every answer that does not match the reference string goes through sympy)")
     p.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     p.set_defaults(func=cmd_bench_verify)
 

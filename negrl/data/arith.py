@@ -1,6 +1,6 @@
 """A synthetic, leveled math task for the CPU default: exact arithmetic in five difficulty levels.
 
-Level 1: one addition/subtraction of non-negative integers up to 25.
+Level 1: one addition/subtraction of non-negative integers up to 30.
 Level 2: one multiplication, or an addition/subtraction with negative operands.
 Level 3: three small non-negative integers and two operators with precedence (two steps).
 Level 4: sum or difference of two fractions (common denominator, combine, reduce).
@@ -53,7 +53,7 @@ def _apply(a: Fraction, op: str, b: Fraction) -> Fraction:
 
 
 def _level1(rng: random.Random) -> tuple[str, list[str], Fraction]:
-    a, b, op = rng.randint(0, 25), rng.randint(0, 25), rng.choice("+-")
+    a, b, op = rng.randint(0, 30), rng.randint(0, 30), rng.choice("+-")
     value = _apply(Fraction(a), op, Fraction(b))
     return f"{a}{op}{b}", [f"{a}{op}{b}={plain_number(value)}"], value
 
@@ -169,7 +169,7 @@ def generate_split(split: str, per_level: int, seed: int = 0, max_attempts_facto
     """``per_level`` distinct problems of each level for ``split`` ("train" or "test").
 
     The test split must reach ``per_level`` (else ``ConfigError``); for train it is a maximum, since level 1
-    has fewer distinct problems (about 1,200 train-eligible) than the higher levels."""
+    has fewer distinct problems (about 1,700 train-eligible) than the higher levels."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     want_test = split == "test"

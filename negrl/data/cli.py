@@ -38,7 +38,7 @@ def read_problems(path: str | Path) -> list[dict]:
 
 def run_prepare(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    base_dir = Path(args.config).resolve().parent.parent  # paths in the config are relative to the repo root
+    base_dir = Path.cwd()  # relative data paths in the config are relative to where the pipeline runs
     train, test = build_problems(config, base_dir)
     write_problems(train, Path(args.train_out))
     write_problems(test, Path(args.test_out))

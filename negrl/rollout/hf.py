@@ -31,6 +31,7 @@ from negrl.rollout.base import Completion, SamplingParams
 from negrl.rollout.sampling import response_text, sample_next
 
 NATIVE_MODEL_TYPES = ("qwen2", "llama", "qwen3", "mistral")
+_HAS_RMS_NORM = hasattr(F, "rms_norm")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -56,6 +57,9 @@ class HFEngine:
             ``sleep()`` frees them.
         add_special_tokens: passed to the tokenizer for prompts (vLLM's default is True too).
         include_stop_str_in_output: keep a matched stop string at the end of ``text``.
+        prefill_tokens: prompt tokens per prefill forward (bounds prefill memory).
+        fused_sampler: on CUDA with Triton, sample (temperature > 0, top_p == 1) with one fused
+            kernel (``negrl.rollout.triton_sampler``) instead of ~7 torch passes over the logits.
     """
 
     name = "hf"
@@ -78,6 +82,7 @@ class HFEngine:
         add_special_tokens: bool = True,
         include_stop_str_in_output: bool = False,
         prefill_tokens: int = 1 << 16,
+        fused_sampler: bool = True,
     ) -> None:
         if model is None:
             if model_path is None:
@@ -114,6 +119,11 @@ class HFEngine:
         self.add_special_tokens = add_special_tokens
         self.include_stop_str_in_output = include_stop_str_in_output
         self.prefill_tokens = int(prefill_tokens)
+        self.fused_sampler = bool(fused_sampler) and self.device.type == "cuda"
+        if self.fused_sampler:
+            from negrl.rollout.triton_sampler import HAVE_TRITON
+
+            self.fused_sampler = HAVE_TRITON
 
         reason = native_unsupported_reason(model)
         if impl == "native" and reason:
@@ -221,8 +231,14 @@ class HFEngine:
         stop_strs = tuple(s for s in params.stop if s)
         stop_check = _StopChecker(self.tokenizer, stop_strs, n_rows) if stop_strs else None
         b = n_rows
+        fused = self.fused_sampler and params.temperature > 0 and params.top_p >= 1.0
+        if fused:
+            from negrl.rollout.triton_sampler import fused_sample
         for i in range(m):
-            tok, lp = sample_next(logits, params.temperature, params.top_p, gen, row_ids, n_rows)
+            if fused:
+                tok, lp = fused_sample(logits, params.temperature, gen, row_ids)
+            else:
+                tok, lp = sample_next(logits, params.temperature, params.top_p, gen, row_ids, n_rows)
             live = ~done
             tok = torch.where(live, tok, pad)
             out_tok[row_ids, i] = tok
@@ -567,7 +583,7 @@ class _NativeRunner:
         shape = (b_alloc, self.n_kv, t_alloc, self.head_dim)
         self.K = [torch.zeros(shape, device=dev, dtype=dt) for _ in range(self.n_layers)]
         self.V = [torch.zeros(shape, device=dev, dtype=dt) for _ in range(self.n_layers)]
-        self.bias = torch.full((b_alloc, t_alloc), float("-inf"), device=dev)
+        self.bias = torch.full((b_alloc, t_alloc), float("-inf"), device=dev, dtype=dt)
         self.tok_buf = torch.zeros(b_alloc, dtype=torch.long, device=dev)
         self.pos_buf = torch.zeros(b_alloc, dtype=torch.long, device=dev)
         self.col_buf = torch.zeros(1, dtype=torch.long, device=dev)
@@ -577,7 +593,9 @@ class _NativeRunner:
         pos = torch.arange(t_alloc, device=dev)[None]
         probe = torch.zeros(1, device=dev, dtype=dt)
         cos, sin = self.rotary(probe, pos)
-        self.cos, self.sin = cos[0].to(dt), sin[0].to(dt)
+        cos, sin = cos[0].to(dt), sin[0].to(dt)
+        half = sin.shape[-1] // 2
+        self.cos, self.sin = cos, torch.cat([-sin[:, :half], sin[:, half:]], dim=-1)  # signed sin
 
     def bucket(self, n_active: int, b: int) -> int:
         if self.engine.bucketed:
@@ -588,16 +606,18 @@ class _NativeRunner:
     # math ---------------------------------------------------------------------------------------
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+        eps = self.eps if eps is None else eps
+        if _HAS_RMS_NORM:  # one fused kernel on CUDA; statistics in float32 like HF's RMSNorm
+            return F.rms_norm(x, (x.shape[-1],), w, eps)
         dt = x.dtype
         h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + (self.eps if eps is None else eps))
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
         return w * h.to(dt)
 
     @staticmethod
-    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return x * cos + rot * sin
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin_s: torch.Tensor) -> torch.Tensor:
+        """x * cos + rotate_half(x) * sin, as roll(x, D/2) * [-sin1, sin2] (3 kernels)."""
+        return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, -1), sin_s)
 
     def _qkv(self, w: _Layer, h: torch.Tensor, shape: tuple[int, ...]):
         q = F.linear(h, w.wq, w.bq).view(*shape, self.n_heads, self.head_dim)
@@ -681,12 +701,13 @@ class _NativeRunner:
             kc, vc = self.K[li][:b], self.V[li][:b]
             kc.index_copy_(2, col, k.unsqueeze(2))
             vc.index_copy_(2, col, v.unsqueeze(2))
-            qg = q.view(b, self.n_kv, self.group, self.head_dim)
-            sc = torch.matmul(qg, kc[:, :, :t].transpose(-1, -2)).float() * self.scale + biasv
-            p = torch.softmax(sc, dim=-1).to(self.dtype)
+            qg = q.view(b, self.n_kv, self.group, self.head_dim)  # grouped queries: K/V not repeated
+            sc = torch.add(biasv, torch.matmul(qg, kc[:, :, :t].transpose(-1, -2)), alpha=self.scale)
+            p = torch.softmax(sc, dim=-1)  # float32 inside, like HF's softmax(dtype=float32).to(bf16)
             o = torch.matmul(p, vc[:, :, :t]).reshape(b, self.n_heads * self.head_dim)
-            x = x + F.linear(o, w.wo, w.bo)
-            x = self._mlp(w, x)
+            x = torch.addmm(x, o, w.wo.t()) if w.bo is None else x + F.linear(o, w.wo, w.bo)
+            h = self._rms(x, w.ln2)
+            x = torch.addmm(x, F.silu(F.linear(h, w.wg)) * F.linear(h, w.wu), w.wd.t())
         x = self._rms(x, self.norm, self.norm_eps)
         self.logits_buf[:b].copy_(F.linear(x, self.lm_head))
 

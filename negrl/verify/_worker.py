@@ -81,10 +81,12 @@ def _install_audit_hook() -> None:
         real = os.path.realpath(path)
         return real.startswith(allowed_roots) and real.endswith((".py", ".pyc", ".so", ".pyd", ".pth"))
 
-    trusted_codegen = {("sympy/polys/monomials.py", "_build")}
+    trusted_codegen = {("sympy/polys/monomials.py", "_build"), ("/dataclasses.py", "_create_fn"),
+                       ("/collections/__init__.py", "namedtuple")}
 
     def trusted_caller() -> bool:
-        """sympy's polynomial code generates and execs its own monomial helpers (no user text)."""
+        """Library code generators whose source never contains input text: sympy's monomial helpers,
+        ``dataclasses`` and ``namedtuple`` (used by modules imported after the hook, e.g. Math-Verify)."""
         f = sys._getframe(2)
         code = f.f_code
         return any(code.co_filename.endswith(fn) and code.co_name == name for fn, name in trusted_codegen)
@@ -130,8 +132,9 @@ def _handle(req: dict):
                 last = (False, reason, k)
         return {"correct": False, "reason": last[1], "index": last[2]}
     if op == "math_verify":
-        from negrl.verify.secondary import math_verify_grade
+        from negrl.verify.secondary import make_math_verify_eval_free, math_verify_grade
 
+        make_math_verify_eval_free()
         return {"correct": math_verify_grade(req["response"], req["gold"])}
     if op == "ping":
         return {"pong": True}
@@ -161,9 +164,9 @@ _SELFTESTS = {
 def _warm_up() -> None:
     """Import the parser and build its tables (the first parse is slow); Math-Verify is imported on
     first use. Kept short: a killed worker's replacement must be ready quickly."""
-    from negrl.verify import symbolic
+    from negrl.verify import safe_latex, symbolic
 
-    symbolic.patch_library_numbers()
+    safe_latex.patch_library_numbers()
     try:
         symbolic.equivalent_normalized(r"\frac{1}{2}", "x+1")
     except Exception:  # noqa: BLE001

@@ -71,10 +71,12 @@ def cmd_verify(args) -> int:
     n = len(verdicts)
     acc = float(verdicts["correct"].mean()) if n else 0.0
     reasons = verdicts["reason"].value_counts().to_dict()
-    line = f"verified {n} responses: accuracy {acc:.4f}; " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    line = f"verified {n} responses: accuracy {acc:.4f}; "
+    line += ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
     if secondary and n:
         agree = verdicts["agree_secondary"].astype("boolean")
-        line += f"; agreement with math-verify {float(agree.mean()):.4f} ({int((~agree).sum())} disagreements)"
+        line += (f"; agreement with math-verify {float(agree.mean()):.4f} "
+                 f"({int((~agree).sum())} disagreements)")
     print(line, file=sys.stderr)
     return 0
 
@@ -87,7 +89,8 @@ def cmd_verify_answer(args) -> int:
         response = sys.stdin.read()
     v = grade(response, args.gold, timeout=args.timeout)
     if args.json:
-        print(json.dumps({"correct": v.correct, "extracted": v.extracted, "reason": v.reason, "detail": v.detail}))
+        print(json.dumps({"correct": v.correct, "extracted": v.extracted, "reason": v.reason,
+                          "detail": v.detail}))
     else:
         print(v.reason if not args.verbose else f"{v.reason} (extracted {v.extracted!r}, {v.detail})")
     return 0 if v.correct else 1
@@ -98,10 +101,12 @@ def register(subparsers) -> None:
         "verify", help="grade rollouts against gold answers (writes a verdicts Parquet)",
         description="Grade every rollout's final answer against its problem's gold answer in a sandboxed "
                     "process pool, with Math-Verify as a second opinion.")
-    p.add_argument("--rollouts", required=True, help="rollouts Parquet (prompt_id, sample_idx, response, ...)")
+    p.add_argument("--rollouts", required=True,
+                   help="rollouts Parquet (prompt_id, sample_idx, response, ...)")
     p.add_argument("--problems", required=True, help="problems Parquet (id, answer, ...)")
     p.add_argument("--out", required=True, help="verdicts Parquet to write (atomically)")
-    p.add_argument("--workers", type=_positive_int, default=None, help="sandbox worker processes (default: CPUs)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="sandbox worker processes (default: CPUs, at most 8)")
     p.add_argument("--timeout", type=_positive_float, default=None, help="seconds per response (default 5)")
     p.add_argument("--secondary", action=argparse.BooleanOptionalAction, default=None,
                    help="also run Math-Verify and fill agree_secondary (default on)")
@@ -112,8 +117,10 @@ def register(subparsers) -> None:
         "verify-answer", help="check one answer against a gold answer from the shell",
         description="Exit status 0 when PRED is equivalent to GOLD, 1 otherwise; prints the reason.")
     q.add_argument("gold", metavar="GOLD", help="gold answer, e.g. '\\frac12'")
-    q.add_argument("pred", metavar="PRED", help="predicted answer (or a full response with --response; '-' = stdin)")
-    q.add_argument("--response", action="store_true", help="PRED is a full response: extract its final answer")
+    q.add_argument("pred", metavar="PRED",
+                   help="predicted answer (or a full response with --response; '-' = stdin)")
+    q.add_argument("--response", action="store_true",
+                   help="PRED is a full response: extract its final answer")
     q.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds (default 5)")
     q.add_argument("--json", action="store_true", help="print the verdict as JSON")
     q.add_argument("-v", "--verbose", action="store_true", help="also print what was extracted and how")

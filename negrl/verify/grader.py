@@ -106,7 +106,8 @@ def _prepare(gold: str, candidates: list[str]) -> _Item:
     return _Item(None, pairs, extracted, candidates[0])
 
 
-def _candidates_from_response(response: str, gold: str, truncated: bool) -> tuple[list[str] | None, Verdict | None]:
+def _candidates_from_response(response: str, gold: str,
+                              truncated: bool) -> tuple[list[str] | None, Verdict | None]:
     if not isinstance(response, str):
         return None, Verdict(False, None, "error", f"response is {type(response).__name__}, not str")
     ex = extract(response)

@@ -34,7 +34,8 @@ _STYLE_DROP = re.compile(
     r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathopen|mathclose|mathord|mathpunct|"
     r"mathrel|mathinner|mathstrut|strut|phantom\{[^{}]*\}|hphantom\{[^{}]*\}|vphantom\{[^{}]*\})(?![a-zA-Z])"
 )
-_SPACES = re.compile(r"(?<!\\)\\(?:!|,|;|:|>|\s|quad(?![a-zA-Z])|qquad(?![a-zA-Z])|enspace(?![a-zA-Z])|thinspace(?![a-zA-Z]))|~")
+_SPACES = re.compile(r"(?<!\\)\\(?:!|,|;|:|>|\s|quad(?![a-zA-Z])|qquad(?![a-zA-Z])|enspace(?![a-zA-Z])|"
+                     r"thinspace(?![a-zA-Z]))|~")
 _RENAMES = [
     (re.compile(r"\\[dt]frac(?![a-zA-Z])"), r"\\frac"),
     (re.compile(r"\\cfrac(?![a-zA-Z])"), r"\\frac"),
@@ -51,7 +52,8 @@ _RENAMES = [
     (re.compile(r"\\(?:rangle)(?![a-zA-Z])"), ")"),
     (re.compile(r"\\(?:dots|ldots|cdots)(?![a-zA-Z])"), r"\\dots"),
 ]
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|\\degree(?![a-zA-Z])|\\circ(?![a-zA-Z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|"
+                      r"\\degree(?![a-zA-Z])|\\circ(?![a-zA-Z])")
 _PERCENT = re.compile(r"\\?%")
 _DOLLAR = re.compile(r"\\\$|\$")
 # \text{...} and friends with a flat argument (no nested braces): the common case.
@@ -141,7 +143,7 @@ def normalize(s: str) -> str:
     s = _STYLE_DROP.sub("", s)
     for pat, rep in _RENAMES:
         s = pat.sub(rep, s)
-    s = s.replace("\\!", "")
+    s = s.replace("\\!", "").replace("{,}", ",")
     s = _SPACES.sub(" ", s)
     s = _DEGREES.sub("", s)
     s = _PERCENT.sub("", s)

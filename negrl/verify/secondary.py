@@ -33,3 +33,27 @@ def math_verify_grade(response: str, gold: str, *, timeout: int | None = None) -
 def math_verify_equivalent(gold: str, pred: str, *, timeout: int | None = None) -> bool:
     """Math-Verify's verdict for two final answers (a box around the prediction, as a response)."""
     return math_verify_grade("\\boxed{" + pred + "}", gold, timeout=timeout)
+
+
+def make_math_verify_eval_free() -> None:
+    """Replace the two places where Math-Verify turns model text into sympy through ``sympify``/``eval``
+    (``parse_expr`` on plain expressions, ``Number(str)`` on numbers) with eval-free equivalents built on
+    the LaTeX grammar. Called in sandbox workers, where eval is refused anyway; this keeps Math-Verify's
+    verdicts on ordinary answers (``3``, ``1/2``, ``x**2+1``) instead of failing them."""
+    import math_verify.parser as mp
+
+    from negrl.verify import safe_latex
+
+    if getattr(mp, "_negrl_eval_free", False):
+        return
+
+    def number(text: str):
+        return safe_latex._compat_number(text)
+
+    def parse_expr_cached(expr: str):
+        latex = expr.replace("**", "^")
+        return safe_latex._SafeLatex2Sympy(config=safe_latex._CONV).parse(latex)
+
+    mp.Number = number
+    mp.parse_expr_cached = parse_expr_cached
+    mp._negrl_eval_free = True

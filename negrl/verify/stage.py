@@ -1,6 +1,6 @@
 """The ``verify`` pipeline stage: rollouts Parquet + problems Parquet -> verdicts Parquet.
 
-    >>> verdicts = verify_rollouts(rollouts_df, problems_df, workers=2, timeout=5.0, secondary=True)  # doctest: +SKIP
+    >>> verdicts = verify_rollouts(rollouts_df, problems_df, workers=2, timeout=5.0)  # doctest: +SKIP
 
 Verdict columns: ``prompt_id, sample_idx, correct, extracted, reason, verifier, agree_secondary``
 (``agree_secondary`` is a nullable boolean, all missing when the secondary verifier is off).
@@ -29,7 +29,8 @@ CHUNK = 256
 def _require(df, columns, what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DataError(f"{what}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
+        has = ", ".join(map(str, df.columns))
+        raise DataError(f"{what}: missing column(s) {', '.join(missing)} (has: {has})")
 
 
 def _truncated_flags(rollouts) -> list[bool]:
@@ -162,3 +163,17 @@ def run_stage(rollouts_path, problems_path, out_path, *, workers=None, timeout=5
         raise DataError(msg) from None
     write_parquet_atomic(verdicts, out_path)
     return verdicts
+
+
+def disagreements(verdicts, rollouts=None, problems=None, limit: int | None = None):
+    """Rows where negrl and Math-Verify disagree (``agree_secondary`` is False), with the gold answer
+    and the response when ``rollouts``/``problems`` are given; for the report."""
+    rows = verdicts[verdicts["agree_secondary"].astype("boolean").fillna(True) == False]  # noqa: E712
+    rows = rows.assign(secondary_correct=~rows["correct"])
+    if rollouts is not None:
+        rows = rows.merge(rollouts[["prompt_id", "sample_idx", "response"]], on=["prompt_id", "sample_idx"],
+                          how="left")
+    if problems is not None:
+        rows = rows.merge(problems[["id", "answer"]].rename(columns={"id": "prompt_id", "answer": "gold"}),
+                          on="prompt_id", how="left")
+    return rows.head(limit) if limit else rows

@@ -1,112 +1,24 @@
 """Symbolic equivalence of two normalised final answers. Runs only inside sandbox workers.
 
 Structure (tuples, intervals, sets, unordered lists, unions, matrices, relations, plus-minus, words)
-is parsed here at the string level; each mathematical atom is parsed by ``latex2sympy2_extended``'s
-ANTLR grammar, which builds sympy objects directly. Nothing here calls ``eval``, ``exec``,
-``sympify`` or ``parse_expr`` on a string: number tokens are converted by :func:`_safe_number`
-(``int``/``Fraction``), which replaces the library's ``sympy.Number(str)`` calls.
+is parsed here at the string level; each mathematical atom is parsed by :mod:`negrl.verify.safe_latex`
+(the ANTLR grammar of ``latex2sympy2_extended``, building sympy objects directly). Nothing here calls
+``eval``, ``exec``, ``sympify`` or ``parse_expr`` on a string.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 import sympy
-from latex2sympy2_extended import latex2sympy2 as _l2s_mod
-from latex2sympy2_extended.latex2sympy2 import ConversionConfig, _Latex2Sympy
-from latex2sympy2_extended.math_normalization import NormalizationConfig, normalize_latex
 
 from negrl.verify.normalize import _closing, decimal_places, is_text_answer, split_top, text_key
+from negrl.verify.safe_latex import I_SYM, Unparseable, to_sympy
 
-MAX_DIGITS = 2000
-MAX_EXPONENT = 400
-
-
-class Unparseable(ValueError):
-    pass
-
-
-# ------------------------------------------------------------------------------------------
-# safe number tokens for latex2sympy (its default goes through sympify(str))
-# ------------------------------------------------------------------------------------------
-
-def _safe_number(text: str) -> sympy.Number:
-    t = text.replace(",", "").replace(" ", "")
-    if not re.fullmatch(r"[0-9]*\.?[0-9]*(?:[eE][+-]?[0-9]+)?", t) or not re.search(r"[0-9]", t):
-        raise Unparseable(f"bad number token {text[:40]!r}")
-    mant, _, exp = t.partition("e") if "e" in t else t.partition("E")
-    if len(mant) > MAX_DIGITS or (exp and abs(int(exp)) > MAX_EXPONENT):
-        raise Unparseable("number too large")
-    return sympy.Rational(Fraction(t))
-
-
-class _SafeLatex2Sympy(_Latex2Sympy):
-    """latex2sympy's converter with exact, eval-free number tokens (decimals become Rationals)."""
-
-    def parse_number(self, text):
-        return _safe_number(text)
-
-    def parse(self, latex_str: str):
-        if _l2s_mod.comma_number_regex.match(latex_str):
-            return _safe_number(latex_str)
-        return super().parse(latex_str)
-
-
-def _compat_number(number: str):
-    """Drop-in for ``sympy.Number(token)`` in the library (same values, Float for decimals), no sympify."""
-    t = number.replace(",", "").replace(" ", "")
-    if re.fullmatch(r"[0-9]+", t):
-        if len(t) > MAX_DIGITS:
-            raise Unparseable("number too large")
-        return sympy.Integer(int(t))
-    if not re.fullmatch(r"[0-9]*\.?[0-9]*(?:[eE][+-]?[0-9]+)?", t) or not re.search(r"[0-9]", t):
-        raise Unparseable(f"bad number token {number[:40]!r}")
-    return sympy.Float(t)
-
-
-def patch_library_numbers() -> None:
-    """Make latex2sympy2_extended (also as used by Math-Verify) build number tokens without
-    ``sympify``. Called in sandbox workers, where ``sympify`` of a string is refused."""
-
-    def convert_number(number: str):
-        if "," in number and number.startswith("0"):
-            number = number.replace(",", ".")
-        integer = number.translate(str.maketrans("", "", ", ")).lstrip("0") or "0"
-        return _compat_number(integer)
-
-    def parse_number(self, text):
-        text = text.replace(",", "")
-        if text.isdigit():
-            text = text.lstrip("0") or "0"
-        return _compat_number(text)
-
-    _l2s_mod.convert_number = convert_number
-    _Latex2Sympy.parse_number = parse_number
-
-
-_CONV = ConversionConfig(lowercase_symbols=False, interpret_as_mixed_fractions=True)
-_NORM = NormalizationConfig(basic_latex=True, units=False, malformed_operators=True, nits=False,
-                            boxed="none", equations=False)
-I_SYM = sympy.Symbol("i")
-
-
-@lru_cache(maxsize=8192)
-def to_sympy(s: str) -> Any:
-    if not s:
-        raise Unparseable("empty")
-    try:
-        return _SafeLatex2Sympy(config=_CONV).parse(normalize_latex(s, _NORM))
-    except Unparseable:
-        raise
-    except (MemoryError, RecursionError):
-        raise
-    except Exception as exc:  # the parser raises bare Exceptions
-        raise Unparseable(str(exc).split("\n")[0][:200]) from None
-
+__all__ = ["Node", "Unparseable", "compare", "equivalent_normalized", "parse", "to_sympy"]
 
 # ------------------------------------------------------------------------------------------
 # structure
@@ -142,7 +54,8 @@ def parse(s: str) -> Node:
         return Node("set", s, ())
     m = _MATRIX.match(s)
     if m:
-        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
+        rows = [r for r in re.split(r"\\\\", m.group(2))
+                if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
         cells = tuple(tuple(parse(c.strip()) for c in row.split("&")) for row in rows)
         if not cells or len({len(r) for r in cells}) != 1:
             raise Unparseable("ragged matrix")
@@ -174,6 +87,9 @@ def parse(s: str) -> Node:
         minus = s.replace("\\pm", "-").replace("\\mp", "+")
         plus = plus.replace("(+", "(").lstrip("+") or plus
         return Node("list", s, (parse(plus), parse(minus)), meta={"pm": True})
+    parts = split_top(s, (":",))
+    if len(parts) > 1 and all(p.strip() for p in parts):  # a ratio or a time of day: compared in order
+        return Node("group", s, tuple(parse(p) for p in parts), open=":", close=":")
     rel = _split_relation(s)
     if rel is not None:
         lhs, op, rhs = rel
@@ -230,7 +146,7 @@ def _precise(e):
     if not getattr(v, "is_number", False) or v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
         return None
     re_, im_ = v.as_real_imag()
-    if not (re_.is_Float or re_.is_zero or re_.is_Number) or not (im_.is_Float or im_.is_zero or im_.is_Number):
+    if not (re_.is_Number or re_.is_zero) or not (im_.is_Number or im_.is_zero):
         return None
     return sympy.Float(re_, 30) + sympy.I * sympy.Float(im_, 30) if not im_.is_zero else sympy.Float(re_, 30)
 
@@ -282,7 +198,8 @@ def exprs_equal(g: Any, p: Any, gold_decimals: int | None = None, pred_decimals:
         diff = abs(gv - pv)
         if diff == 0 or diff <= scale * sympy.Float("1e-25"):
             return True
-        if gold_decimals and pred_decimals is None and abs(sympy.im(gv)) < 1e-12 and abs(sympy.im(pv)) < 1e-12:
+        real = abs(sympy.im(gv)) < 1e-12 and abs(sympy.im(pv)) < 1e-12
+        if gold_decimals and pred_decimals is None and real:
             return bool(diff * 2 * 10 ** gold_decimals <= 1 + 1e-9)
         return False
     if set(g.free_symbols) != set(p.free_symbols):
@@ -398,6 +315,8 @@ def _rel_equal(g: Node, p: Node) -> bool:
 
 
 def _is_symbol(node: Node) -> bool:
+    if node.kind == "text":  # a single letter parses as a multiple-choice letter
+        return bool(re.fullmatch(r"[A-Za-z]", node.src))
     return node.kind == "expr" and (isinstance(node.value, sympy.Symbol)
                                     or isinstance(node.value, sympy.core.function.AppliedUndef))
 

@@ -88,7 +88,31 @@ def test_bf16_mismatch_report():
     assert m["rollout/logp_diff_mean"] < 0.05
 
 
+@needs_cuda
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_fused_sampler_distribution(temperature):
+    from negrl.rollout.triton_sampler import HAVE_TRITON, fused_sample
+
+    if not HAVE_TRITON:
+        pytest.skip("no triton")
+    torch.manual_seed(0)
+    v, n = 3000, 200_000
+    row = torch.randn(v, device="cuda") * 3
+    logits = row[None].expand(n, v).contiguous()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    tok, lp = fused_sample(logits, temperature, gen)
+    probs = torch.softmax(row.double() / temperature, -1)
+    emp = torch.bincount(tok, minlength=v).double() / n
+    z = (emp - probs).abs() / (probs * (1 - probs) / n).sqrt().clamp_min(1e-12)
+    assert z.max() < 6, z.max()
+    assert torch.allclose(lp.double(), probs.log()[tok], atol=1e-4)
+    gen2 = torch.Generator(device="cuda").manual_seed(0)
+    assert torch.equal(fused_sample(logits, temperature, gen2)[0], tok)
+
+
 if __name__ == "__main__":
+    test_fused_sampler_distribution(1.0)
+    test_fused_sampler_distribution(0.6)
     for f in (test_cuda_graph_decoder_exact_fp32, test_cuda_eos_compaction_buckets, test_bf16_mismatch_report):
         f()
         print("ok", f.__name__, flush=True)

@@ -38,6 +38,17 @@ def test_verify_rollouts(pool):
     assert out["prompt_id"].tolist() == rollouts["prompt_id"].tolist()
 
 
+def test_disagreements_listing(pool):
+    from negrl.verify.stage import disagreements
+
+    rollouts, problems = _frames()
+    out = verify_rollouts(rollouts, problems, secondary=True)
+    out.loc[0, "agree_secondary"] = False  # pretend Math-Verify disagreed on one row
+    d = disagreements(out, rollouts, problems)
+    assert len(d) == int((~out["agree_secondary"]).sum())
+    assert {"gold", "response", "secondary_correct"} <= set(d.columns)
+
+
 def test_secondary_off_is_null(pool):
     rollouts, problems = _frames()
     out = verify_rollouts(rollouts, problems, secondary=False)

@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 r"""The table-driven equivalence suite: (category, gold, prediction, expected).
 
 ``prediction`` is a final answer (the contents of a box), except in the ``extraction`` category, where it
