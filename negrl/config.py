@@ -132,6 +132,16 @@ class RolloutConfig:
 
 
 @dataclass
+class TrainLoggingConfig:
+    tensorboard: bool = True
+    """Also write TensorBoard event files (under the run folder's tensorboard/)."""
+    wandb_project: str | None = None
+    """Weights & Biases project; null = off (used only when wandb is installed)."""
+    wandb_entity: str | None = None
+    """Weights & Biases entity (team or user); null = your default."""
+
+
+@dataclass
 class TrainConfig:
     steps: int = 100
     """Rollout steps (each followed by ``mini_batches * ppo_epochs`` optimizer updates)."""
@@ -153,6 +163,12 @@ class TrainConfig:
     """Linear warm-up in optimizer steps."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
+    adam_beta1: float = 0.9
+    """AdamW first-moment decay."""
+    adam_beta2: float = 0.999
+    """AdamW second-moment decay."""
+    adam_eps: float = 1.0e-8
+    """AdamW epsilon; larger values damp the update of parameters whose gradients are mostly noise."""
     grad_clip: float = 1.0
     """Global gradient-norm clip."""
     kl_beta: float = 0.0
@@ -165,6 +181,20 @@ class TrainConfig:
     """Dynamic sampling: generation rounds per step before giving up."""
     gen_batch_multiplier: int = 3
     """Dynamic sampling: prompts drawn per round, as a multiple of prompts_per_step."""
+    micro_batch_tokens: int | None = None
+    """Also cap each (length-sorted) micro-batch at this many padded tokens (rows x longest); null = rows only."""
+    logprob_chunk_tokens: int = 1024
+    """Response positions per chunk of the output projection and log-softmax (bounds logits memory)."""
+    autocast: Literal["auto", "bf16", "off"] = "auto"
+    """Mixed precision of trainer forwards: auto = bf16 autocast on GPU, fp32 on CPU."""
+    gradient_checkpointing: bool = False
+    """Recompute decoder activations in the backward pass (less memory, about 1/3 more compute)."""
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    """Data parallelism under torchrun: DDP (model replicated) or FSDP2 (parameters sharded)."""
+    gpus: int | None = None
+    """GPUs per training run (>1: the Snakemake rule launches torchrun); null = 1 with a hub model, else 0."""
+    logging: TrainLoggingConfig = field(default_factory=TrainLoggingConfig)
+    """Metric sinks besides metrics.jsonl."""
 
 
 @dataclass
@@ -384,6 +414,10 @@ def _check_values(config: Config, source: str) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{source}: key '{key}': expected an integer >= 1, got {value}")
+    if config.train.logprob_chunk_tokens < 1 or (config.train.micro_batch_tokens or 1) < 1:
+        raise ConfigError(f"{source}: key 'train.logprob_chunk_tokens'/'train.micro_batch_tokens': expected >= 1")
+    if (config.train.gpus or 0) < 0:
+        raise ConfigError(f"{source}: key 'train.gpus': expected an integer >= 0 or null")
     if config.train.prompts_per_step % config.train.mini_batches:
         raise ConfigError(
             f"{source}: key 'train.mini_batches': {config.train.mini_batches} must divide "

@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> dict:
                 with tempfile.TemporaryDirectory() as d:
                     model.save_pretrained(d)
                     tok.save_pretrained(d)
-                    eng = make_engine("vllm", model_path=d, dtype=meta["dtype"],
+                    eng = make_engine("vllm", model_path=d, tokenizer=tok, dtype=meta["dtype"],
                                       gpu_memory_utilization=args.gpu_memory_utilization,
                                       max_model_len=args.prompt_len + args.gen_len + 8)
 

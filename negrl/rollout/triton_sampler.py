@@ -42,11 +42,19 @@ if HAVE_TRITON:
             nm = tl.maximum(m, tl.max(z, 0))
             s = s * tl.exp(m - nm) + tl.sum(tl.where(msk, tl.exp(z - nm), 0.0), 0)
             m = nm
-            # uniform on the open interval (0, 1) from 24 random bits: never 0 or 1 (tl.rand's float
-            # conversion can round to exactly 1.0, giving -log(u) = 0 and an infinite Gumbel draw)
+            # E ~ Exp(1) = -log(1 - v), v uniform on the open interval (0, 1) from 24 random bits.
+            # Small E decides when an unlikely token wins, and there -log(1 - v) must be accurate:
+            # tl.rand can round to 1.0 and tl.log's absolute error near 1 swamps small E (both
+            # biased samples on an H100). For v <= 1/2, -log(1 - v) = 2 atanh(w), w = v / (2 - v)
+            # <= 1/3, by its series (relative error < 2e-9); above, log(1 - v) <= -0.69 is safe.
             r = tl.randint(seed, offs)
-            u = ((r >> 8).to(tl.float32) + 0.5) * 5.9604644775390625e-08
-            g = tl.where(msk, z - tl.log(-tl.log(u)), float("-inf"))
+            v = ((r >> 8).to(tl.float32) + 0.5) * 5.9604644775390625e-08
+            w = v / (2.0 - v)
+            w2 = w * w
+            ser = 1.0 + w2 * (1 / 3 + w2 * (1 / 5 + w2 * (1 / 7 + w2 * (1 / 9 + w2 * (1 / 11 + w2 * (
+                1 / 13 + w2 * (1 / 15 + w2 / 17)))))))
+            e = tl.where(v <= 0.5, 2.0 * w * ser, -tl.log(1.0 - v))
+            g = tl.where(msk, z - tl.log(e), float("-inf"))
             bg = tl.max(g, 0)
             bi = tl.argmax(g, 0)
             zi = tl.sum(tl.where(lane == bi, z, 0.0), 0)

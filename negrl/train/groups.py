@@ -7,14 +7,15 @@ old (and reference) log-probs recomputed by the trainer (C4).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from negrl.methods import RolloutBatch
 from negrl.rollout.base import Completion, SamplingParams
-from negrl.train.logprobs import PackedSequences, pack_sequences, response_logprobs
+from negrl.train.logprobs import PackedSequences, pack_sequences
 from negrl.verify import grade_many
 
 
@@ -32,13 +33,19 @@ class Group:
 
 def sample_groups(engine, prompts: Sequence[str], answers: Sequence[str], levels: Sequence[int],
                   problem_indices: Sequence[int], params: SamplingParams, *, first_uid: int, verify_workers: int,
-                  verify_timeout: float) -> list[Group]:
-    """Generate ``params.n`` responses for each prompt and verify them; truncated responses get reward 0 (C2)."""
-    completions = engine.generate([prompts[i] for i in problem_indices], params)
-    verdicts = grade_many(
+                  verify_timeout: float, timer: dict[str, float] | None = None) -> list[Group]:
+    """Generate ``params.n`` responses for each prompt and verify them; truncated responses get reward 0 (C2).
+    ``timer`` (optional) accumulates the seconds spent under ``time/rollout`` and ``time/verify``."""
+    start = time.perf_counter()
+    completions = engine.generate([prompts[i] for i in problem_indices], params) if problem_indices else []
+    generated = time.perf_counter()
+    verdicts = [] if not completions else grade_many(
         [(c.text, answers[problem_indices[c.prompt_index]]) for c in completions],
         workers=verify_workers, timeout=verify_timeout, truncated=[c.truncated for c in completions],
     )
+    if timer is not None:
+        timer["time/rollout"] = timer.get("time/rollout", 0.0) + generated - start
+        timer["time/verify"] = timer.get("time/verify", 0.0) + time.perf_counter() - generated
     groups = [Group(uid=first_uid + k, problem_index=i, level=int(levels[i]), completions=[], rewards=[])
               for k, i in enumerate(problem_indices)]
     for completion, verdict in zip(completions, verdicts):
@@ -49,30 +56,21 @@ def sample_groups(engine, prompts: Sequence[str], answers: Sequence[str], levels
     return groups
 
 
-@torch.no_grad()
-def batch_logprobs(model, seqs: PackedSequences, temperature: float, micro_batch_size: int) -> torch.Tensor:
-    """No-grad token log-probs [B, T] in micro-batches (the old or reference policy)."""
-    rows = torch.arange(seqs.input_ids.shape[0])
-    parts = []
-    for chunk in rows.split(micro_batch_size):
-        logp, _ = response_logprobs(model, seqs.select(chunk), temperature)
-        parts.append(logp)
-    return torch.cat(parts)
-
-
-def build_batch(groups: Sequence[Group], model, ref_model, pad_id: int, temperature: float,
-                micro_batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32,
-                ) -> tuple[RolloutBatch, PackedSequences]:
+def build_batch(groups: Sequence[Group], pad_id: int, logprobs: Callable[[PackedSequences], torch.Tensor],
+                ref_logprobs: Callable[[PackedSequences], torch.Tensor] | None, device: torch.device,
+                dtype: torch.dtype = torch.float32) -> tuple[RolloutBatch, PackedSequences]:
+    """The ``RolloutBatch`` of the groups (tensors on ``device``) and their packed sequences (on the CPU;
+    micro-batches move to the device when used). ``logprobs(seqs)`` / ``ref_logprobs(seqs)`` return the
+    old / reference token log-probs [B, T] (the trainer's no-grad passes, C4)."""
     completions = [c for g in groups for c in g.completions]
-    seqs = pack_sequences([c.prompt_token_ids for c in completions], [c.token_ids for c in completions],
-                          pad_id).to(device)
-    old_logp = batch_logprobs(model, seqs, temperature, micro_batch_size).to(dtype)
+    seqs = pack_sequences([c.prompt_token_ids for c in completions], [c.token_ids for c in completions], pad_id)
+    old_logp = logprobs(seqs).to(device=device, dtype=dtype)
     ref_logp = None
-    if ref_model is not None:
-        ref_logp = batch_logprobs(ref_model, seqs, temperature, micro_batch_size).to(dtype)
+    if ref_logprobs is not None:
+        ref_logp = ref_logprobs(seqs).to(device=device, dtype=dtype)
     batch = RolloutBatch(
         old_logp=old_logp,
-        mask=seqs.response_mask,
+        mask=seqs.response_mask.to(device),
         rewards=torch.tensor([r for g in groups for r in g.rewards], dtype=dtype, device=device),
         uid=torch.tensor([g.uid for g in groups for _ in g.completions], dtype=torch.long, device=device),
         truncated=torch.tensor([c.truncated for c in completions], dtype=torch.bool, device=device),

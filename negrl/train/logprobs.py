@@ -1,8 +1,16 @@
 """Per-token log-probabilities of responses under a causal LM (methods.md C4).
 
 Prompt and response are concatenated and right-padded, so every sequence starts at position 0 exactly as
-an unpadded forward would see it; the log-prob of response token t is read from the logits at the position
+an unpadded forward would see it (right padding needs no attention mask under causal attention, which lets
+SDPA use its fused causal kernels); the log-prob of response token t is read from the logits at the position
 before it, after dividing the logits by the sampling temperature.
+
+Memory: the full logits ``[B, L, V]`` are never materialised. The decoder's last hidden states are gathered
+at the response positions only, and the output projection, log-softmax, token log-prob and entropy run over
+``chunk_tokens`` positions at a time in a custom autograd function that keeps only the hidden states and
+recomputes each chunk's logits in the backward pass (peak extra memory: about 3 x chunk_tokens x V x 4 bytes,
+independent of batch size and response length). Models whose logits are not a plain linear head (logit
+soft-capping or scaling) take a fallback through the model's own forward.
 
     >>> seqs = pack_sequences([[5, 6]], [[7, 2]], pad_id=0)
     >>> seqs.input_ids.tolist(), seqs.response_mask.tolist()
@@ -11,9 +19,13 @@ before it, after dividing the logits by the sampling temperature.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+DEFAULT_CHUNK_TOKENS = 1024
 
 
 @dataclass
@@ -59,19 +71,166 @@ def pack_sequences(prompt_ids: list[list[int]], response_ids: list[list[int]], p
     return PackedSequences(input_ids, attention_mask, target_index, response_mask, responses)
 
 
+def _compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype autocast would run a matmul in here (bf16 under GPU autocast), else ``dtype``."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return dtype
+
+
+class _ChunkedHeadLogprob(torch.autograd.Function):
+    """logp[n] = log_softmax((h[n] @ W.T + b) / T)[y[n]] (and the entropy, no grad), chunk by chunk over n.
+
+    Saves only h, W (and b); the backward recomputes each chunk's logits:
+    d logp / d logits = (onehot(y) - softmax) / T."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, temperature: float, chunk: int, with_entropy: bool):
+        dtype = _compute_dtype(hidden.device, weight.dtype)
+        n, acc = hidden.shape[0], _accumulate_dtype(dtype)
+        logp = torch.empty(n, dtype=acc, device=hidden.device)
+        entropy = torch.empty(n if with_entropy else 0, dtype=acc, device=hidden.device)
+        with torch.autocast(hidden.device.type, enabled=False):
+            w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
+            for start in range(0, n, chunk):
+                end = min(n, start + chunk)
+                logits = _chunk_logits(hidden[start:end].to(dtype), w, b, temperature)
+                lse = torch.logsumexp(logits, -1)
+                logp[start:end] = logits.gather(1, targets[start:end, None]).squeeze(1) - lse
+                if with_entropy:
+                    probs = torch.exp(logits - lse[:, None])
+                    entropy[start:end] = lse - (probs * logits).sum(-1)
+        ctx.save_for_backward(hidden, weight, bias, targets)
+        ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, dtype
+        ctx.mark_non_differentiable(entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logp, _grad_entropy):
+        hidden, weight, bias, targets = ctx.saved_tensors
+        dtype, temperature, chunk = ctx.dtype, ctx.temperature, ctx.chunk
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_h = torch.zeros_like(hidden) if need_h else None
+        acc = _accumulate_dtype(dtype)
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
+        with torch.autocast(hidden.device.type, enabled=False):
+            w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
+            for start in range(0, hidden.shape[0], chunk):
+                end = min(hidden.shape[0], start + chunk)
+                h = hidden[start:end].to(dtype)
+                g = grad_logp[start:end].to(acc)
+                logits = _chunk_logits(h, w, b, temperature)
+                dlogits = torch.softmax(logits, -1).mul_(-g[:, None])
+                del logits
+                dlogits.scatter_add_(1, targets[start:end, None], g[:, None])
+                if temperature != 1.0:
+                    dlogits.div_(temperature)
+                d = dlogits.to(dtype)
+                del dlogits
+                if need_h:
+                    grad_h[start:end] = (d @ w).to(hidden.dtype)
+                if need_w:
+                    grad_w.add_(d.t() @ h)
+                if need_b:
+                    grad_b.add_(d.sum(0, dtype=acc))
+        return (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
+                None if grad_b is None else grad_b.to(bias.dtype), None, None, None, None)
+
+
+def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Softmax and gradient accumulation: fp32, or fp64 for a float64 model (numerical tests)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _chunk_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, temperature: float) -> torch.Tensor:
+    logits = (h @ w.t() if b is None else torch.addmm(b, h, w.t())).to(_accumulate_dtype(h.dtype))
+    return logits if temperature == 1.0 else logits.div_(temperature)
+
+
+def chunked_head_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          targets: torch.Tensor, temperature: float = 1.0, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                          with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Token log-probs [N] (fp32, differentiable in hidden/weight/bias) of ``targets`` under the linear head
+    ``hidden [N, H] @ weight[V, H].T + bias`` at ``temperature``; with the entropy [N] (no grad) on request."""
+    logp, entropy = _ChunkedHeadLogprob.apply(hidden, weight, bias, targets, float(temperature),
+                                              max(1, int(chunk_tokens)), with_entropy)
+    return logp, (entropy if with_entropy else None)
+
+
+def _plain_linear_head(lm) -> nn.Linear | None:
+    """The model's output projection when its logits are exactly ``head(hidden)`` (no soft-capping/scaling)."""
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
+    config = getattr(lm, "config", None)
+    scaled = any(getattr(config, key, None) not in (None, 1.0) for key in
+                 ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale"))
+    base = getattr(lm, "base_model", None)
+    if type(head) is not nn.Linear or scaled or base is None or base is lm:
+        return None
+    return head
+
+
+class TokenLogprobs(nn.Module):
+    """A causal LM as a module whose forward returns response-token log-probs (and entropy): the unit that
+    DDP / FSDP wrap, so the hidden-state gather and the chunked head run inside the wrapped forward."""
+
+    def __init__(self, lm: nn.Module, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> None:
+        super().__init__()
+        self.lm = lm
+        self.chunk_tokens = chunk_tokens
+
+    def forward(self, input_ids: torch.Tensor, target_index: torch.Tensor, response_ids: torch.Tensor,
+                response_mask: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        lm = self.lm
+        batch, length = input_ids.shape
+        # logits at position j predict token j + 1: the flat rows that predict response tokens
+        predict = (target_index - 1).clamp(min=0) + torch.arange(batch, device=input_ids.device)[:, None] * length
+        flat_rows = predict[response_mask]
+        targets = response_ids[response_mask]
+        head = _plain_linear_head(lm)
+        if head is not None:
+            hidden = lm.base_model(input_ids=input_ids, use_cache=False).last_hidden_state
+            picked = hidden.reshape(batch * length, -1)[flat_rows]
+            logp_flat, ent_flat = chunked_head_logprobs(picked, head.weight, head.bias, targets, temperature,
+                                                        self.chunk_tokens, with_entropy)
+        else:  # fallback: the model's own logits, then a chunked fp32 log-softmax at the response rows
+            logits = lm(input_ids=input_ids, use_cache=False).logits
+            picked = logits.reshape(batch * length, -1)[flat_rows]
+            logp_parts, ent_parts = [], []
+            for start in range(0, picked.shape[0], self.chunk_tokens):
+                part = picked[start:start + self.chunk_tokens]
+                log_probs = torch.log_softmax(part.to(_accumulate_dtype(part.dtype)) / temperature, -1)
+                logp_parts.append(log_probs.gather(1, targets[start:start + self.chunk_tokens, None]).squeeze(1))
+                if with_entropy:
+                    with torch.no_grad():
+                        ent_parts.append(-(log_probs.exp() * log_probs).sum(-1))
+            logp_flat = torch.cat(logp_parts) if logp_parts else picked.new_zeros(0, dtype=torch.float32)
+            ent_flat = torch.cat(ent_parts) if ent_parts else None
+        token_logp = logp_flat.new_zeros(response_mask.shape).masked_scatter(response_mask, logp_flat)
+        entropy = None
+        if with_entropy:
+            entropy = logp_flat.new_zeros(response_mask.shape)
+            entropy = entropy.masked_scatter(response_mask, ent_flat.detach())
+        return token_logp, entropy
+
+
 def response_logprobs(model, seqs: PackedSequences, temperature: float = 1.0, with_entropy: bool = False,
+                      chunk_tokens: int | None = None, autocast_dtype: torch.dtype | None = None,
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs [B, T] of the response tokens (0 on padding), and optionally the entropy [B, T]
-    of the temperature-scaled next-token distribution at each response position."""
-    logits = model(input_ids=seqs.input_ids, attention_mask=seqs.attention_mask).logits
-    # logits at position j predict token j + 1: gather the rows that predict response tokens
-    predict_index = (seqs.target_index - 1).clamp(min=0)
-    gathered = torch.gather(logits, 1, predict_index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-    log_probs = torch.log_softmax(gathered.float() / temperature, dim=-1)
-    token_logp = torch.gather(log_probs, 2, seqs.response_ids.unsqueeze(-1)).squeeze(-1)
-    token_logp = token_logp.masked_fill(~seqs.response_mask, 0.0)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = -(log_probs.exp() * log_probs).sum(-1).masked_fill(~seqs.response_mask, 0.0)
-    return token_logp, entropy
+    """Log-probs [B, T] (fp32; fp64 for a float64 model) of the response tokens (0 on padding), and optionally the entropy [B, T]
+    of the temperature-scaled next-token distribution at each response position.
+
+    ``model`` is a causal LM, a ``TokenLogprobs`` or a DDP/FSDP wrapper of one; ``autocast_dtype`` runs the
+    forward under autocast (bf16 on GPU)."""
+    inner = getattr(model, "module", model)
+    if not isinstance(inner, TokenLogprobs):
+        model = TokenLogprobs(model, chunk_tokens or DEFAULT_CHUNK_TOKENS)
+    elif chunk_tokens:
+        inner.chunk_tokens = chunk_tokens
+    device = seqs.input_ids.device
+    context = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+               else contextlib.nullcontext())
+    with context:
+        return model(seqs.input_ids, seqs.target_index, seqs.response_ids, seqs.response_mask,
+                     temperature, with_entropy)

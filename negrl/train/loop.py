@@ -7,20 +7,19 @@ and ``model/`` (the final policy, ``save_pretrained``), plus ``provenance.json``
 Per rollout step (methods.md C4, C5, C8): old log-probs are recomputed once by the trainer; the method's
 ``prepare`` runs once on the full rollout batch; the batch is split into ``mini_batches`` of whole groups
 (seeded shuffle) for ``ppo_epochs`` passes; each mini-batch's loss denominator is fixed before its
-micro-batches run backward.
+micro-batches run backward (``negrl.train.update``).
+
+Under ``torchrun`` the same loop runs data-parallel (DDP or FSDP2): rollouts are split by whole groups and
+all-gathered, ``prepare`` sees the global batch, gradients are summed over ranks (``negrl.train.distributed``).
+Only rank 0 writes metrics, TensorBoard/W&B, checkpoints and the final model.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import math
 import random
 import shutil
-import time
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -32,16 +31,33 @@ from negrl.config import Config, to_dict
 from negrl.data.prompts import render_prompt
 from negrl.errors import ConfigError
 from negrl.methods import get_method
-from negrl.models import DTYPES, load_model_and_tokenizer
+from negrl.models import load_model_and_tokenizer
 from negrl.provenance import atomic_path, write_provenance
 from negrl.rollout import make_engine
 from negrl.rollout.base import SamplingParams
 from negrl.train.checkpoint import latest_checkpoint, load_training_state, save_checkpoint, set_rng_state
+from negrl.train.distributed import (
+    all_gather_list,
+    all_reduce_sum_,
+    barrier,
+    cleanup,
+    full_state_dict,
+    init_distributed,
+    is_sharded,
+    load_optimizer_state,
+    optimizer_state,
+    shard_frozen,
+    share_bounds,
+    strip_prefix,
+    wrap_policy,
+)
 from negrl.train.dynamic_sampling import collect_filtered_groups
 from negrl.train.groups import Group, build_batch, level_diagnostics, sample_groups
-from negrl.train.logprobs import response_logprobs
+from negrl.train.logprobs import TokenLogprobs
 from negrl.train.prompts import PromptStream
 from negrl.train.sft import lr_factor
+from negrl.train.tracking import MetricsLogger
+from negrl.train.update import PolicyUpdater, UpdateSettings, rollout_logprobs, synchronize
 
 
 def derived_seed(*parts: object) -> int:
@@ -61,27 +77,13 @@ def make_method(config: Config, method_name: str):
     return method
 
 
-@dataclass
-class StepTimer:
-    totals: dict
-
-    def __init__(self) -> None:
-        self.totals = defaultdict(float)
-
-    def add(self, key: str, start: float) -> float:
-        now = time.perf_counter()
-        self.totals[key] += now - start
-        return now
-
-
-def _mean_dicts(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
-    sums, counts = defaultdict(float), defaultdict(int)
-    for d in dicts:
-        for key, value in d.items():
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                sums[key] += value
-                counts[key] += 1
-    return {k: sums[k] / counts[k] for k in sums}
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """``train.autocast``: auto = bf16 on GPU and none (fp32) on CPU."""
+    if mode == "off":
+        return None
+    if mode == "bf16" or device.type == "cuda":
+        return torch.bfloat16
+    return None
 
 
 class Trainer:
@@ -97,41 +99,78 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dist, self.device = init_distributed(device)
         self.checkpoint_dir = self.out_dir / "checkpoints"
-        self.run_hash = config.section_hash("model", "warmstart", "rollout", "train", "method_options", "data",
-                                            "verify") + f"/{method_name}/{seed}"
+        self.run_hash = self._run_hash()
         checkpoint = self._resumable_checkpoint(resume)
-        self.model, self.tokenizer = load_model_and_tokenizer(checkpoint or base_model, config.model.dtype,
-                                                              str(self.device))
-        self.ref_model = None
+        source = checkpoint or base_model
+        self.model, self.tokenizer = load_model_and_tokenizer(source, config.model.dtype, str(self.device))
+        self.autocast_dtype = autocast_dtype(tc.autocast, self.device)
+        if tc.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        sharded = self.dist.enabled and tc.distributed == "fsdp"
+        engine_dtype = self.autocast_dtype if self.device.type == "cuda" else None
+        self.rollout_model = self.model
+        if sharded:  # the engine samples from a full (unsharded) copy, refreshed after every update
+            self.rollout_model, _ = load_model_and_tokenizer(
+                source, "bfloat16" if engine_dtype == torch.bfloat16 else config.model.dtype, str(self.device))
+        self.policy = wrap_policy(TokenLogprobs(self.model, tc.logprob_chunk_tokens), self.dist, tc.distributed,
+                                  self.device, self.autocast_dtype)
+        self.ref_policy = None
         if tc.kl_beta > 0:
-            self.ref_model, _ = load_model_and_tokenizer(base_model, config.model.dtype, str(self.device))
-            self.ref_model.requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
-                                           betas=(0.9, 0.999))
+            ref_model, _ = load_model_and_tokenizer(base_model, config.model.dtype, str(self.device))
+            ref_model.requires_grad_(False)
+            self.ref_policy = shard_frozen(TokenLogprobs(ref_model, tc.logprob_chunk_tokens), self.dist,
+                                           tc.distributed)
+        fused = {"fused": True} if self.device.type == "cuda" and not sharded else {}
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
+                                           betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps, **fused)
         total_updates = tc.steps * tc.mini_batches * tc.ppo_epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, total_updates, tc.warmup_steps, tc.lr_schedule))
+        self.settings = UpdateSettings(
+            temperature=config.rollout.temperature, micro_batch_size=tc.micro_batch_size,
+            micro_batch_tokens=tc.micro_batch_tokens, grad_clip=tc.grad_clip, mini_batches=tc.mini_batches,
+            ppo_epochs=tc.ppo_epochs, autocast_dtype=self.autocast_dtype)
+        self.updater = PolicyUpdater(self.policy, self.optimizer, self.scheduler, self.method, self.settings,
+                                     self.dist, self.device)
+        self.stat_dtype = torch.float64 if next(self.model.parameters()).dtype == torch.float64 else torch.float32
         self.problems = list(problems)
         self.prompts = [render_prompt(p["problem"], config.data.prompt_template, self.tokenizer) for p in problems]
         self.answers = [p["answer"] for p in problems]
         self.levels = [int(p["level"]) for p in problems]
         self.stream = PromptStream(len(problems), seed)
-        self.start_step, self.optimizer_steps = 0, 0
+        self.start_step = 0
         if checkpoint is not None:
             state = load_training_state(checkpoint)
-            self.optimizer.load_state_dict(state["optimizer"])
+            load_optimizer_state(self.policy, self.optimizer, state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.stream.load_state_dict(state["stream"])
-            self.start_step, self.optimizer_steps = state["step"], state["optimizer_steps"]
+            self.start_step, self.updater.optimizer_steps = state["step"], state["optimizer_steps"]
             set_rng_state(state["rng"])
-        self.engine = make_engine(config.rollout.backend, model=self.model, tokenizer=self.tokenizer,
-                                  max_batch_size=config.rollout.max_batch_size)
+        engine_options = {"dtype": engine_dtype} if engine_dtype is not None and config.rollout.backend == "hf" else {}
+        self.engine = make_engine(config.rollout.backend, model=self.rollout_model, tokenizer=self.tokenizer,
+                                  max_batch_size=config.rollout.max_batch_size, **engine_options)
         self.metrics_path = self.out_dir / "metrics.jsonl"
-        self._truncate_metrics(self.start_step)
+        if self.dist.is_main:
+            self._truncate_metrics(self.start_step)
+        barrier(self.dist)
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.updater.optimizer_steps
 
     # ------------------------------------------------------------------------------------------------
+
+    def _run_hash(self) -> str:
+        """What a checkpoint must match to be resumed: every setting that changes the run's numbers (so not
+        the metric sinks of ``train.logging``), the method and the seed."""
+        sections = to_dict(self.config)
+        sections["train"].pop("logging", None)
+        payload = {name: sections[name] for name in ("model", "warmstart", "rollout", "train", "method_options",
+                                                     "data", "verify")}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{digest}/{self.method_name}/{self.seed}"
 
     def _resumable_checkpoint(self, resume: str) -> Path | None:
         """``auto``: resume from a checkpoint of the same run settings, else start fresh; ``must``: a
@@ -144,10 +183,13 @@ class Trainer:
                 + ("(the config changed since it was written)" if checkpoint else "(none written yet)"))
         if compatible and resume != "never":
             return checkpoint
-        if self.checkpoint_dir.exists():
-            shutil.rmtree(self.checkpoint_dir)
-        if (self.out_dir / "metrics.jsonl").exists():
-            (self.out_dir / "metrics.jsonl").unlink()
+        barrier(self.dist)  # every rank has looked before rank 0 deletes
+        if self.dist.is_main:
+            if self.checkpoint_dir.exists():
+                shutil.rmtree(self.checkpoint_dir)
+            if (self.out_dir / "metrics.jsonl").exists():
+                (self.out_dir / "metrics.jsonl").unlink()
+        barrier(self.dist)
         return None
 
     def _truncate_metrics(self, step: int) -> None:
@@ -161,20 +203,33 @@ class Trainer:
 
     def _sampling(self, step: int, round_index: int) -> SamplingParams:
         rc = self.config.rollout
+        seed = derived_seed(self.seed, step, round_index)
+        if self.dist.enabled:  # each rank samples its own share of the prompts with its own stream
+            seed = derived_seed(self.seed, step, round_index, "rank", self.dist.rank)
         return SamplingParams(n=self.config.train.n, temperature=rc.temperature, top_p=rc.top_p,
-                              max_tokens=rc.max_tokens, seed=derived_seed(self.seed, step, round_index))
+                              max_tokens=rc.max_tokens, seed=seed)
 
-    def collect(self, step: int) -> tuple[list[Group], list[Group], dict[str, float]]:
-        """The step's groups: all generated ones, and the ones kept for training (dynamic sampling, C11)."""
+    def collect(self, step: int, timer: dict[str, float] | None = None,
+                ) -> tuple[list[Group], list[Group], dict[str, float]]:
+        """The step's groups: all generated ones, and the ones kept for training (dynamic sampling, C11).
+        Under data parallelism each rank samples and verifies a contiguous share of every round's prompts and
+        the groups are all-gathered, so every rank returns the same global lists."""
         tc, vc = self.config.train, self.config.verify
         generated: list[Group] = []
         uid_counter = [0]
 
         def draw_and_generate(num_prompts: int) -> list[Group]:
             indices = self.stream.take(num_prompts)
-            groups = sample_groups(self.engine, self.prompts, self.answers, self.levels, indices,
-                                   self._sampling(step, len(generated)), first_uid=uid_counter[0],
-                                   verify_workers=vc.workers, verify_timeout=vc.timeout)
+            bounds = share_bounds(len(indices), self.dist.world_size)
+            first, last = bounds[self.dist.rank], bounds[self.dist.rank + 1]
+            groups = sample_groups(self.engine, self.prompts, self.answers, self.levels, indices[first:last],
+                                   self._sampling(step, len(generated)), first_uid=uid_counter[0] + first,
+                                   verify_workers=vc.workers, verify_timeout=vc.timeout, timer=timer)
+            if self.dist.enabled:
+                for group in groups:  # the sampler's own log-probs are not used in training (C4)
+                    for completion in group.completions:
+                        completion.sampler_logprobs = None
+                groups = all_gather_list(groups, self.dist)
             uid_counter[0] += len(groups)
             generated.extend(groups)
             return groups
@@ -187,101 +242,108 @@ class Trainer:
             max_num_gen_batches=tc.max_num_gen_batches, criterion=self.method.filter_criterion)
         return generated, list(kept), diagnostics
 
-    def update(self, batch, seqs, prep, step: int) -> dict[str, float]:
-        """Mini-batches of whole groups, ppo_epochs passes, micro-batched backward with a fixed denominator."""
-        tc, temperature = self.config.train, self.config.rollout.temperature
-        uids = batch.uid.unique().tolist()
-        update_diags: list[dict[str, float]] = []
-        grad_norms = []
-        for epoch in range(tc.ppo_epochs):
-            order = list(uids)
-            random.Random(derived_seed(self.seed, step, "minibatch", epoch)).shuffle(order)
-            for chunk in np.array_split(np.array(order), tc.mini_batches):
-                if len(chunk) == 0:
-                    continue
-                rows = torch.nonzero(torch.isin(batch.uid, torch.as_tensor(chunk, device=batch.uid.device)))[:, 0]
-                mini = batch.select(rows)
-                mini_prep = prep.select(rows)
-                denominator = self.method.aggregation_denominator(mini)
-                self.optimizer.zero_grad(set_to_none=True)
-                micro_diags, loss_total = [], 0.0
-                for micro in torch.arange(len(rows), device=rows.device).split(tc.micro_batch_size):
-                    logp, entropy = response_logprobs(self.model, seqs.select(rows[micro]), temperature,
-                                                      with_entropy=True)
-                    logp = logp.to(batch.old_logp.dtype)
-                    loss, diag = self.method.loss(mini.select(micro).with_logp(logp, entropy),
-                                                  mini_prep.select(micro), denominator=denominator)
-                    loss.backward()
-                    loss_total += loss.item()
-                    micro_diags.append(diag)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-                if torch.isfinite(grad_norm):
-                    self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer_steps += 1
-                grad_norms.append(float(grad_norm))
-                merged = _mean_dicts(micro_diags)
-                merged["actor/pg_loss"] = sum(d.get("actor/pg_loss", 0.0) for d in micro_diags)
-                merged["actor/loss"] = loss_total
-                update_diags.append(merged)
-        out = _mean_dicts(update_diags)
-        out["actor/grad_norm"] = float(np.mean(grad_norms)) if grad_norms else 0.0
-        out["actor/grad_norm_max"] = float(np.max(grad_norms)) if grad_norms else 0.0
-        out["actor/lr"] = self.scheduler.get_last_lr()[0]
-        return out
-
     def step(self, step: int) -> dict[str, float]:
-        timer = StepTimer()
-        start = time.perf_counter()
-        generated, kept, ds_diag = self.collect(step)
-        start = timer.add("time/rollout_verify", start)
+        tc, timer = self.config.train, {}
+        start = synchronize(self.device)
+        generated, kept, ds_diag = self.collect(step, timer)
+        now = synchronize(self.device)
+        timer["time/rollout_verify"] = now - start
         record: dict[str, float] = {"step/rollout": step + 1}
         record.update(level_diagnostics(generated))
         if kept:
-            dtype = torch.float32
-            batch, seqs = build_batch(kept, self.model, self.ref_model, self.tokenizer.pad_token_id,
-                                      self.config.rollout.temperature, self.config.train.micro_batch_size,
-                                      self.device, dtype)
-            start = timer.add("time/old_logprob", start)
-            prep = self.method.prepare(batch)
+            def logprobs(policy):
+                return lambda seqs: rollout_logprobs(policy, seqs, self.settings, self.dist, self.device,
+                                                     self.stat_dtype)
+
+            batch, seqs = build_batch(kept, self.tokenizer.pad_token_id, logprobs(self.policy),
+                                      logprobs(self.ref_policy) if self.ref_policy is not None else None,
+                                      self.device, self.stat_dtype)
+            now, last = synchronize(self.device), now
+            timer["time/old_logprob"] = now - last
+            prep = self.method.prepare(batch)  # global batch, identical on every rank (C5)
             record.update(prep.diagnostics)  # over the trained (kept) groups
-            record.update(self.update(batch, seqs, prep, step))
-            start = timer.add("time/update", start)
-            self.engine.sync_weights(self.model)
-            timer.add("time/sync", start)
+            tokens_before = self.updater.tokens
+            self.model.train(tc.gradient_checkpointing)  # HF checkpointing runs in train mode only
+            seeds = [derived_seed(self.seed, step, "minibatch", epoch) for epoch in range(tc.ppo_epochs)]
+            record.update(self.updater.update(batch, seqs, prep, seeds))
+            self.model.eval()
+            now, last = synchronize(self.device), now
+            timer["time/update"] = now - last
+            tokens = all_reduce_sum_(torch.tensor([float(self.updater.tokens - tokens_before)],
+                                                  dtype=torch.float64, device=self.device), self.dist)
+            timer["time/update_tokens_per_s"] = float(tokens.item()) / max(timer["time/update"], 1e-9)
+            self._sync_rollout_weights()
+            now, last = synchronize(self.device), now
+            timer["time/sync"] = now - last
         # dynamic sampling: group fractions over all generated groups (before filtering, §5) and ds/* counters
         record.update(ds_diag)
-        record["step/optimizer"] = self.optimizer_steps
+        record["step/optimizer"] = self.updater.optimizer_steps
         record["reward/mean"] = float(np.mean([r for g in generated for r in g.rewards]))
-        record.update(timer.totals)
+        if self.device.type == "cuda":
+            record["perf/max_memory_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        timer["time/step"] = synchronize(self.device) - start
+        record.update(timer)
         return record
 
+    def _sync_rollout_weights(self) -> None:
+        """After the updates: the engine samples from the new weights (in place when it shares the model)."""
+        if self.rollout_model is self.model:
+            self.engine.sync_weights(self.model)
+            return
+        state = strip_prefix(full_state_dict(self.policy, all_ranks=True))  # FSDP: all-gathered on every rank
+        self.rollout_model.load_state_dict(state, strict=False)
+        self.engine.sync_weights(self.rollout_model)
+
+    def _model_state(self) -> dict | None:
+        """The full model state dict for saving (FSDP: gathered to rank 0; a collective), else None."""
+        return strip_prefix(full_state_dict(self.policy, all_ranks=False)) if is_sharded(self.policy) else None
+
+    def _save_checkpoint(self, done: int) -> None:
+        optimizer = optimizer_state(self.policy, self.optimizer)  # collectives first, on every rank
+        model_state = self._model_state()
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_dir, done, self.model, self.tokenizer, {
+                "optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
+                "stream": self.stream.state_dict(), "optimizer_steps": self.updater.optimizer_steps,
+                "run_hash": self.run_hash, "world_size": self.dist.world_size,
+            }, state_dict=model_state)
+        barrier(self.dist)
+
     def run(self) -> Path:
-        tc = self.config.train
+        tc, main = self.config.train, self.dist.is_main
         progress = tqdm(range(self.start_step, tc.steps), initial=self.start_step, total=tc.steps,
-                        desc=f"train {self.method_name} s{self.seed}", disable=not self.show_progress,
+                        desc=f"train {self.method_name} s{self.seed}", disable=not (self.show_progress and main),
                         mininterval=1)
-        with open(self.metrics_path, "a") as metrics_file:
+        logger = None
+        if main:
+            logger = MetricsLogger(
+                self.metrics_path, tensorboard_dir=self.out_dir / "tensorboard" if tc.logging.tensorboard else None,
+                wandb_project=tc.logging.wandb_project, wandb_entity=tc.logging.wandb_entity,
+                run_name=f"{self.config.experiment}/{self.method_name}/s{self.seed}", config=to_dict(self.config))
+        try:
             for step in progress:
                 record = self.step(step)
-                metrics_file.write(json.dumps(record, sort_keys=True) + "\n")
-                metrics_file.flush()
+                if logger is not None:
+                    logger.log(record, step + 1)
                 progress.set_postfix(reward=f"{record['reward/mean']:.3f}",
-                                     all_wrong=f"{record.get('batch/frac_all_wrong_groups', float('nan')):.2f}")
+                                     all_wrong=f"{record.get('batch/frac_all_wrong_groups', float('nan')):.2f}",
+                                     step_s=f"{record['time/step']:.1f}")
                 done = step + 1
                 if (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps:
-                    save_checkpoint(self.checkpoint_dir, done, self.model, self.tokenizer, {
-                        "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                        "stream": self.stream.state_dict(), "optimizer_steps": self.optimizer_steps,
-                        "run_hash": self.run_hash,
-                    })
+                    self._save_checkpoint(done)
+        finally:
+            if logger is not None:
+                logger.close()
         final = self.out_dir / "model"
-        with atomic_path(final) as tmp:
-            self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-        write_provenance(self.out_dir, self.config.section_hash("model", "warmstart", "rollout", "train",
-                                                                "method_options", "data"),
-                         self.seed, method=self.method_name, config=to_dict(self.config))
+        model_state = self._model_state()
+        if main:
+            with atomic_path(final) as tmp:
+                self.model.save_pretrained(tmp, state_dict=model_state)
+                self.tokenizer.save_pretrained(tmp)
+            write_provenance(self.out_dir, self.config.section_hash("model", "warmstart", "rollout", "train",
+                                                                    "method_options", "data"),
+                             self.seed, method=self.method_name, config=to_dict(self.config))
+        barrier(self.dist)
         self.engine.close()
         return final
 
@@ -290,4 +352,9 @@ def train(config: Config, method_name: str, seed: int, base_model: Path, problem
           out_dir: Path, device: str | None = None, show_progress: bool = True, resume: str = "auto") -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return Trainer(config, method_name, seed, base_model, problems, out_dir, device, show_progress, resume).run()
+    owns_process_group = torch.distributed.is_available() and not torch.distributed.is_initialized()
+    trainer = Trainer(config, method_name, seed, base_model, problems, out_dir, device, show_progress, resume)
+    final = trainer.run()
+    if owns_process_group:  # started by init_distributed under torchrun
+        cleanup(trainer.dist)
+    return final

@@ -28,6 +28,22 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", fina
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _length_bucketed_batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random,
+                             bucket_batches: int = 16) -> list[list[int]]:
+    """One epoch of batches: shuffle, then sort each window of ``bucket_batches`` batches by length so a
+    batch holds examples of similar length (less padding), and shuffle the batch order."""
+    order = rng.sample(range(len(encoded)), len(encoded))
+    window = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order) - batch_size + 1, window):
+        chunk = sorted(order[start : start + window], key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk) - batch_size + 1, batch_size))
+    if not batches:  # fewer examples than one batch
+        batches = [order]
+    rng.shuffle(batches)
+    return batches
+
+
 def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, steps: int, batch_size: int,
                          lr: float, warmup_steps: int, weight_decay: float, seed: int,
                          log_path: Path | None = None, show_progress: bool = True) -> list[dict]:
@@ -43,15 +59,15 @@ def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, s
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, warmup_steps))
     model.train()
-    order: list[int] = []
+    batches: list[list[int]] = []
     history = []
     log_file = open(log_path, "w") if log_path else None
     start = time.time()
     progress = tqdm(range(steps), desc="warm start", disable=not show_progress, mininterval=2)
     for step in progress:
-        if len(order) < batch_size:
-            order.extend(rng.sample(range(len(encoded)), len(encoded)))
-        rows, order = order[:batch_size], order[batch_size:]
+        if not batches:
+            batches = _length_bucketed_batches(encoded, batch_size, rng)
+        rows = batches.pop()
         seqs = pack_sequences([encoded[i][0] for i in rows], [encoded[i][1] for i in rows],
                               tokenizer.pad_token_id).to(device)
         token_logp, _ = response_logprobs(model, seqs)

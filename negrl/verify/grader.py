@@ -151,7 +151,10 @@ def _run_items(items: list[_Item], workers: int | None, timeout: float) -> list[
 
 def equivalent(gold: str, pred: str, *, timeout: float = 5.0) -> bool:
     """Are two final answers (contents of a ``\\boxed{}``, LaTeX or plain) the same answer?"""
-    item = _prepare(str(gold), [str(pred)])
+    try:
+        item = _prepare(str(gold), [str(pred)])
+    except Exception:  # noqa: BLE001
+        return False
     return _run_items([item], None, timeout)[0].correct
 
 
@@ -167,13 +170,15 @@ def grade_many(items: Iterable[tuple[str, str]], *, workers: int | None = None, 
                truncated: Sequence[bool] | None = None) -> list[Verdict]:
     """Grade (response, gold) pairs, in input order; the hard cases run in the sandbox pool."""
     items = list(items)
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
     if truncated is not None and len(truncated) != len(items):
         raise ValueError(f"truncated has {len(truncated)} entries for {len(items)} items")
     prepared = []
     for k, (response, gold) in enumerate(items):
-        cands, verdict = _candidates_from_response(response, gold, bool(truncated[k]) if truncated else False)
-        if verdict is not None:
-            prepared.append(_Item(verdict))
-        else:
-            prepared.append(_prepare(str(gold), cands))
+        try:
+            cands, verdict = _candidates_from_response(response, gold, bool(truncated[k]) if truncated else False)
+            prepared.append(_Item(verdict) if verdict is not None else _prepare(str(gold), cands))
+        except Exception as exc:  # noqa: BLE001 - one bad item must never take down a training step
+            prepared.append(_Item(Verdict(False, None, "error", f"{type(exc).__name__}: {exc}"[:300])))
     return _run_items(prepared, workers, timeout)

@@ -71,19 +71,20 @@ _CMD_SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9\\])")
 _WS = re.compile(r"\s+")
 _AND_OR = re.compile(r"\s*(?:\\text\{\s*(?:and|or)\s*\}|(?<![a-zA-Z])(?:and|or)(?![a-zA-Z]))\s*")
 _ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?(?:\([a-zA-Z]\))?=(?!=)")
-_UNIT_WORDS = (
-    "units?|square units?|sq\\.? units?|cubic units?|cm|centimeters?|mm|millimeters?|km|kilometers?|m|meters?|"
-    "metres?|inch(?:es)?|in|feet|foot|ft|yards?|yd|miles?|mi|mph|kph|km/h|kmh|seconds?|sec|s|minutes?|min|"
-    "hours?|hrs?|h|days?|weeks?|months?|years?|degrees?|deg|radians?|rad|dollars?|cents?|pounds?|lbs?|oz|"
-    "ounces?|grams?|g|kg|kilograms?|liters?|litres?|l|ml|gallons?|gal|cups?|points?|people|persons?|"
-    "students?|ways?|times?|pieces?|boxes?|marbles?|coins?|cards?|balls?|books?|tiles?|steps?|handshakes?|"
-    "games?|teams?|sq|square|cubic|per|each|total|numbers?|integers?|digits?|values?|terms?|sides?|edges?|"
-    "faces?|vertices?|diagonals?|triangles?|squares?|rectangles?|cubes?|circles?"
-)
-_TRAILING_UNITS = re.compile(
-    r"^(.*?[0-9}a-zA-Z)])\s*(?:\\,|\s)*(?:(?:" + _UNIT_WORDS + r")(?:\^\{?[23]\}?)?\s*)+$", re.I
-)
-_TRAILING_PUNCT = re.compile(r"(?:\s|\\\s|[.,;:?])+$")
+_UNIT_WORDS = frozenset("""
+unit units sq sq. square cubic cm centimeter centimeters mm millimeter millimeters km kilometer kilometers
+m meter meters metre metres inch inches in feet foot ft yard yards yd mile miles mi mph kph km/h kmh m/s
+second seconds sec s minute minutes min hour hours hr hrs h day days week weeks month months year years
+degree degrees deg radian radians rad dollar dollars cent cents pound pounds lb lbs oz ounce ounces gram
+grams g kg kilogram kilograms liter liters litre litres l ml gallon gallons gal cup cups point points
+people person persons student students way ways time times piece pieces box boxes marble marbles coin
+coins card cards ball balls book books tile tiles step steps handshake handshakes game games team teams
+per each total number numbers integer integers digit digits value values term terms side sides edge edges
+face faces vertex vertices diagonal diagonals triangle triangles rectangle rectangles cube cubes circle
+circles
+""".split())
+_UNIT_EXPONENTS = ("^{2}", "^{3}", "^2", "^3")
+_PUNCT = " .,;:?"
 _WORD3 = re.compile(r"[a-zA-Z]{3,}")
 _LATEX_CMD_WORD = re.compile(r"\\[a-zA-Z]+")
 _CHOICE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?$")
@@ -96,6 +97,56 @@ def _unicode(s: str) -> str:
 def clean(s: str) -> str:
     """Remove control characters and map Unicode math symbols to LaTeX."""
     return _unicode(_CONTROL.sub(" ", s))
+
+
+def _rstrip_punct(s: str) -> str:
+    """Drop trailing spaces, ``\\ `` and sentence punctuation (linear time, no regex backtracking)."""
+    while True:
+        t = s.rstrip(_PUNCT)
+        if t.endswith("\\") and not t.endswith("\\\\") and len(t) < len(s):
+            t = t[:-1]  # "\ " (a spacing command) lost its space above
+        if t == s:
+            return s
+        s = t
+
+
+def _pop_unit_word(s: str) -> str | None:
+    """``s`` without one trailing unit word (and its ``^2``), or None. Scans back from the end only."""
+    t = s.rstrip()
+    for exp in _UNIT_EXPONENTS:
+        if t.endswith(exp):
+            t = t[: -len(exp)]
+            break
+    j = len(t)
+    while j > 0 and (t[j - 1].isalpha() or t[j - 1] in "/.") and len(t) - j <= 16:
+        j -= 1
+    word = t[j:]
+    if not word or word.lower() not in _UNIT_WORDS or (j > 0 and (t[j - 1].isalpha() or t[j - 1] == "\\")):
+        return None
+    rest = t[:j]
+    while True:  # separators before the unit: spaces and thin spaces
+        r = rest.rstrip(" ")
+        if r.endswith("\\,"):
+            r = r[:-2]
+        if r == rest:
+            break
+        rest = r
+    return rest
+
+
+def _strip_unit_words(s: str) -> str:
+    """``5 cm`` -> ``5``, ``12 square units`` -> ``12``: only after a value that contains a digit."""
+    out = s
+    for _ in range(4):
+        nxt = _pop_unit_word(out)
+        if nxt is None or not nxt.strip():
+            break
+        out = nxt
+    if out is s or not re.search(r"\d", out) or not re.search(r"[0-9}a-zA-Z)]$", out):
+        return s
+    if _WORD3.search(_LATEX_CMD_WORD.sub("", out)):
+        return s
+    return out
 
 
 def _strip_text_units(s: str) -> str:
@@ -133,7 +184,7 @@ def normalize(s: str) -> str:
     """
     if len(s) > MAX_ANSWER_CHARS:
         return s
-    s = clean(s).strip()
+    s = _WS.sub(" ", clean(s)).strip()
     for _ in range(3):
         m = _BOXED_WRAP.match(s)
         if not m:
@@ -152,10 +203,7 @@ def normalize(s: str) -> str:
         s = _AND_OR.sub(",", s)
         s = re.sub(r",(?:\s*,)+", ",", s).strip(" ,")
     s = _strip_text_units(s)
-    s = _TRAILING_PUNCT.sub("", s.strip())
-    m = _TRAILING_UNITS.match(s)
-    if m and re.search(r"\d", m.group(1)) and not _WORD3.search(_LATEX_CMD_WORD.sub("", m.group(1))):
-        s = m.group(1)
+    s = _strip_unit_words(_rstrip_punct(s.strip()))
     s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
     s = _FRAC_CMDS.sub(r"\\frac{\1}{\2}", s)
     s = _FRAC_HALF1.sub(r"\\frac{\1}", s)
@@ -167,7 +215,7 @@ def normalize(s: str) -> str:
     # whitespace: keep a single space only where it separates a command from a following letter
     s = _CMD_SPACE.sub(lambda m: m.group(1) + "\x01", s)
     s = _WS.sub("", s).replace("\x01", " ")
-    s = _TRAILING_PUNCT.sub("", s)
+    s = _rstrip_punct(s)
     if s.startswith("+") and len(s) > 1:
         s = s[1:]
     m = _BASE_SUBSCRIPT.match(s)

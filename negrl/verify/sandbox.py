@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 DEFAULT_MEMORY_MB = 2048
@@ -129,7 +130,9 @@ class SandboxPool:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        return _Worker(self.memory_mb)
+        # Workers die with the *thread* that started them (PR_SET_PDEATHSIG), so all are started from
+        # one long-lived thread: a caller may use grade_many from short-lived threads.
+        return _spawner().submit(_Worker, self.memory_mb).result()
 
     def _take_spare(self) -> _Worker | None:
         """A started spare (ready ones first), removed from the spares."""
@@ -297,6 +300,17 @@ class SandboxPool:
 
 _POOL: SandboxPool | None = None
 _POOL_LOCK = threading.Lock()
+_SPAWNER: tuple[int, ThreadPoolExecutor] | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """One long-lived thread per process that starts all workers."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None or _SPAWNER[0] != os.getpid():
+            _SPAWNER = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="negrl-verify-spawn"))
+        return _SPAWNER[1]
 
 
 def get_pool(workers: int | None = None) -> SandboxPool:

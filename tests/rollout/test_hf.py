@@ -81,23 +81,28 @@ def test_native_and_other_decoders_agree(sharp, other):
         assert x.sampler_logprobs == pytest.approx(y.sampler_logprobs, abs=1e-5)
 
 
+def _greedy_ref(model, tok, prompt, m):
+    ids = torch.tensor([tok(prompt)["input_ids"]])
+    ref = model.generate(
+        ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=m,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )[0, ids.shape[1]:].tolist()
+    return ref[: ref.index(tok.eos_token_id) + 1] if tok.eos_token_id in ref else ref
+
+
+@pytest.fixture(scope="module")
+def greedy_refs(sharp):
+    model, tok = sharp
+    return [_greedy_ref(model, tok, p, 24) for p in PROMPTS]
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("max_batch_size", [256, 3])
-def test_greedy_equals_model_generate(sharp, impl, max_batch_size):
-    model, tok = sharp
-    m = 24
+def test_greedy_equals_model_generate(sharp, greedy_refs, impl, max_batch_size):
     outs = _engine(sharp, impl, max_batch_size=max_batch_size).generate(
-        PROMPTS, SamplingParams(n=2, temperature=0.0, max_tokens=m)
+        PROMPTS, SamplingParams(n=2, temperature=0.0, max_tokens=24)
     )
-    for o in outs:
-        ids = torch.tensor([tok(PROMPTS[o.prompt_index])["input_ids"]])
-        ref = model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=m,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        )[0, ids.shape[1]:].tolist()
-        if tok.eos_token_id in ref:
-            ref = ref[: ref.index(tok.eos_token_id) + 1]
-        assert o.token_ids == ref
+    assert [o.token_ids for o in outs] == [greedy_refs[o.prompt_index] for o in outs]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -222,13 +227,7 @@ def test_mode_restored_and_weight_sync(impl):
     model.eval()
     with torch.no_grad():
         for o in after:
-            x = torch.tensor([o.prompt_token_ids])
-            ref = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=16,
-                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-            ref = ref[0, x.shape[1]:].tolist()
-            if tok.eos_token_id in ref:
-                ref = ref[: ref.index(tok.eos_token_id) + 1]
-            assert o.token_ids == ref
+            assert o.token_ids == _greedy_ref(model, tok, PROMPTS[o.prompt_index], 16)
     # another object: its weights are copied in
     other, _ = make_model(seed=9, scale=8.0)
     eng.sync_weights(other)
@@ -267,3 +266,22 @@ def test_logprob_mismatch_values():
     assert m["rollout/logp_diff_max"] == pytest.approx(0.2)
     assert m["rollout/frac_ratio_outside_0.9_1.1"] == pytest.approx(1 / 4)
     assert logprob_mismatch(s, t, torch.zeros_like(mask))["rollout/logp_diff_max"] == 0.0
+
+
+def test_bench_rollout_runs_on_cpu(tmp_path):
+    import argparse
+    import json
+
+    from negrl.bench.rollout import add_arguments, format_table, run_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    out = tmp_path / "bench.json"
+    args = p.parse_args(["--shape", "toy", "--batch", "4", "--n", "2", "--prompt-len", "6", "--gen-len", "5",
+                         "--backends", "generate,hf,hf-generic,vllm", "--device", "cpu", "--out", str(out)])
+    assert run_from_args(args) == 0
+    res = json.loads(out.read_text())
+    for name in ("generate", "hf", "hf-generic"):
+        assert res["results"][name]["tokens"] > 0, res["results"][name]
+    assert "ratio_to_generate" in res["results"]["hf"]
+    assert "hf" in format_table(res)

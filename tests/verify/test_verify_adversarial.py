@@ -89,3 +89,62 @@ def test_pool_still_works_afterwards(pool):
     vs = grade_many([(r"\boxed{\frac{\sqrt3}{2}}", r"\frac{1}{2}\sqrt3"), (r"\boxed{(1,2]}", "(1,2)"),
                      (r"\boxed{x^2+2x+1}", "(x+1)^2"), (r"\boxed{7}", "7")], timeout=5.0)
     assert [v.correct for v in vs] == [True, False, True, True]
+
+
+_IN_PROCESS_PROBE = r'''
+import sys, time
+from negrl.verify.extract import extract
+from negrl.verify.grader import _quick
+from negrl.verify.normalize import normalize
+cases = ["1 " + "m" * 3000 + "!", "1" + " m" * 1900 + "!", "1" + " square units" * 300 + " x", "." * 3990 + "x",
+         "1" + " " * 3990 + "x", " and" * 990 + "x", "\\text{" * 600, "\\frac" * 800, "{1" + ",000" * 900 + "x",
+         "$" * 3999, "^ " * 1999, "\\" + "a" * 3999, "\\left" * 799, ", " * 1999, "\\ " * 1999 + "x",
+         "\\," * 1999 + "x", "5\\text{ cm}" * 300, "1" * 3990 + "_5x", "x" + "_{a" * 1000, "(" * 3999,
+         "1" * 399 + "." + "1" * 399 + "e", "\\boxed{" * 600, "0.\\overline{" + "3" * 3000]
+worst = 0.0
+for c in cases:
+    t = time.perf_counter()
+    _quick("1", normalize(c))
+    extract("The final answer is " + c)
+    extract("\\boxed{" + c + "}")
+    worst = max(worst, time.perf_counter() - t)
+print(worst)
+'''
+
+
+def test_in_process_steps_are_linear_time():
+    """Extraction and normalisation run in the caller's process: no regex may backtrack badly.
+    Run in a subprocess so that a regression fails the test instead of hanging it."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _IN_PROCESS_PROBE], capture_output=True, text=True, timeout=60,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip()) < 0.5
+
+
+def test_random_latex_soup_is_graded_cleanly(pool):
+    """Seeded random token soup (both as prediction and as gold): every item gets a verdict, none is an
+    internal error, nothing is refused by the sandbox, nothing exceeds its timeout."""
+    import random
+
+    alphabet = list("0123456789+-*/^_=,.;:()[]{}\\ xyzabciepnt") + [
+        "\\frac", "\\sqrt", "\\text{", "\\left(", "\\right)", "\\pi", "\\infty", "\\{", "\\}", "\\pm", "\\cup",
+        "\\begin{pmatrix}", "\\end{pmatrix}", "\\\\", "&", "^\\circ", "\\le", "\\sin", "\\log", "!", "\\cdot",
+        "\\times", "|", "\\in", "\\emptyset"]
+    rng = random.Random(1)
+
+    def soup(n):
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, n)))
+
+    golds = [r"\frac{1}{2}", "x^2+1", "(1,2]", r"\{1,2\}", "1,2", r"\begin{pmatrix}1\\2\end{pmatrix}", "y=2x+3",
+             "3+4i", r"\sqrt2", "(1,2)", r"x\in[0,1)", r"\pm 2", "5"]
+    items = [("\\boxed{" + soup(25) + "}", rng.choice(golds)) for _ in range(300)]
+    items += [("\\boxed{" + g + "}", soup(15)) for g in golds for _ in range(8)]
+    pool.blocked_events.clear()
+    vs = grade_many(items, timeout=TIMEOUT)
+    assert len(vs) == len(items)
+    assert [v for v in vs if v.reason == "error"] == []
+    assert pool.blocked_events == []
+    assert max(pool.last_latencies) <= TIMEOUT + 1.0

@@ -81,3 +81,20 @@ def test_decimals_match_their_fraction(d):
     f = Fraction(d)
     gold = rf"\frac{{{f.numerator}}}{{{f.denominator}}}"
     assert _quick(normalize(gold), normalize(str(d))) is True
+
+
+_ALPHABET = st.sampled_from(list("0123456789+-*/^_=,.;:()[]{}\\ $%!?xyzabciepnt") +
+                            ["\\frac", "\\sqrt", "\\boxed{", "\\text{", "\\left(", "\\right)", "\\pi", "\\infty",
+                             "\\{", "\\}", "\\pm", "\\cup", "\\begin{pmatrix}", "\\end{pmatrix}", "\\\\", "&",
+                             "\\dfrac", "^\\circ", "\\%", "\\$", " and ", " cm", "\x00", "\u2212", "\u03c0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ALPHABET, max_size=40).map("".join), st.lists(_ALPHABET, max_size=12).map("".join))
+def test_in_process_path_never_raises(response, gold):
+    from negrl.verify.grader import _candidates_from_response, _prepare
+
+    cands, verdict = _candidates_from_response(response, gold, False)
+    if verdict is None:
+        item = _prepare(gold, cands)
+        assert item.verdict is not None or item.pairs

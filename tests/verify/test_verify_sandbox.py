@@ -123,3 +123,21 @@ def test_grade_many_order_and_lengths(pool):
     assert all(v.correct for v in vs[50:])
     with pytest.raises(ValueError):
         grade_many(items, truncated=[False])
+
+
+def test_short_lived_threads_do_not_kill_the_workers(pool):
+    """Workers die with the thread that started them; they are all started from one long-lived thread."""
+    import os
+    import signal
+
+    def step():
+        os.kill(pool._workers[0].proc.pid, signal.SIGKILL)  # its replacement starts while this thread runs
+        time.sleep(0.2)
+        assert all(v.correct for v in grade_many([(r"\boxed{\sqrt{%d}}" % (k * k), str(k)) for k in range(2, 9)]))
+        time.sleep(2.5)  # let the new spare finish starting (it arms PR_SET_PDEATHSIG) before we exit
+
+    th = threading.Thread(target=step)
+    th.start()
+    th.join(60)
+    time.sleep(0.5)
+    assert all(w.proc.poll() is None for w in pool._workers + pool._spares)

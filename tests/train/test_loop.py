@@ -1,0 +1,99 @@
+"""The online RL loop on the tiny toy model: metrics contract, determinism, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from negrl.config import from_dict
+from negrl.data.arith import generate_split
+from negrl.data.cli import write_problems
+from negrl.train.loop import train
+
+REQUIRED_KEYS = {
+    "step/rollout", "step/optimizer", "reward/mean", "batch/acc", "batch/frac_all_wrong_groups",
+    "batch/frac_all_right_groups", "batch/resp_len_mean", "actor/loss", "actor/pg_loss", "actor/grad_norm",
+    "actor/entropy", "level5/frac_all_wrong_groups", "time/rollout_verify", "time/update",
+}
+RAW = {"train": {"steps": 6, "prompts_per_step": 4, "n": 4, "mini_batches": 2, "lr": 1.0e-3, "checkpoint_every": 2},
+       "rollout": {"max_tokens": 16}, "verify": {"workers": 1}, "methods": ["grpo", "lens"]}
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return generate_split("train", 10, seed=0)
+
+
+def test_metrics_contract_and_determinism(tiny_model_dir, problems, tmp_path):
+    config = from_dict({**RAW, "train": {**RAW["train"], "steps": 2}})
+    final = train(config, "lens", 7, tiny_model_dir, problems, tmp_path / "a", device="cpu", show_progress=False)
+    rows = _metrics(tmp_path / "a")
+    assert [r["step/rollout"] for r in rows] == [1, 2] and rows[-1]["step/optimizer"] == 4
+    assert REQUIRED_KEYS - {"time/rollout_verify", "time/update"} <= set(rows[0])
+    assert "lens/pbar_wrong_mean" in rows[0]
+    assert (final / "config.json").exists() and (tmp_path / "a" / "provenance.json").exists()
+    train(config, "lens", 7, tiny_model_dir, problems, tmp_path / "b", device="cpu", show_progress=False)
+    assert _metrics(tmp_path / "b") == rows
+    a, b = _weights(tmp_path / "a" / "model"), _weights(tmp_path / "b" / "model")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    base = _weights(tiny_model_dir)
+    assert any(not torch.equal(a[k], base[k]) for k in a), "training changed no weight"
+
+
+def test_group_method_with_one_sample_is_a_config_error(tiny_model_dir, problems, tmp_path):
+    from negrl.errors import ConfigError
+
+    config = from_dict({**RAW, "train": {**RAW["train"], "n": 1}})
+    with pytest.raises(ConfigError):
+        train(config, "grpo", 1, tiny_model_dir, problems, tmp_path / "x", device="cpu", show_progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model_dir, problems, tmp_path):
+    config_path, data_path = tmp_path / "config.yaml", tmp_path / "train.parquet"
+    config_path.write_text(yaml.safe_dump({**RAW, "train": {**RAW["train"], "steps": 8}}))
+    write_problems(problems, data_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def command(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "negrl.cli", "train", "--config", str(config_path), "--method", "grpo",
+                "--seed", "3", "--base-model", str(tiny_model_dir), "--train", str(data_path), "--out-dir", str(out),
+                "--device", "cpu", *extra]
+
+    subprocess.run(command(tmp_path / "full"), check=True, env=env, capture_output=True, timeout=600)
+
+    interrupted = tmp_path / "killed"
+    process = subprocess.Popen(command(interrupted), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer = interrupted / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while not pointer.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (interrupted / "model").exists()
+    killed_at = pointer.read_text().strip()
+
+    subprocess.run(command(interrupted, "--resume"), check=True, env=env, capture_output=True, timeout=600)
+    full, resumed = _weights(tmp_path / "full" / "model"), _weights(interrupted / "model")
+    assert all(torch.equal(full[k], resumed[k]) for k in full), f"weights differ after resuming from {killed_at}"
+    assert _metrics(interrupted) == _metrics(tmp_path / "full")
