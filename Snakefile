@@ -3,6 +3,8 @@
 #   snakemake -n                              # list the plan without running anything
 #   snakemake --cores 2 --configfile config/ci.yaml
 #   snakemake --profile workflow/profiles/slurm --configfile config/gpu/qwen2.5-math-1.5b.yaml
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -11,6 +13,14 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+sys.path.insert(0, workflow.basedir)
+from negrl.config import from_dict  # noqa: E402
+from negrl.errors import ConfigError  # noqa: E402
+
+try:  # the same check the CLI runs, so a bad key stops here with one line naming it
+    from_dict(config, source="config")
+except ConfigError as exc:
+    sys.exit(f"negrl: error: {exc}")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

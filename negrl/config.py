@@ -448,7 +448,7 @@ def _check_values(config: Config, source: str) -> None:
 
 def json_schema() -> dict[str, Any]:
     schema = _schema_of(Config)
-    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["description"] = "negrl configuration (generated from negrl/config.py by `negrl config-schema`)"
     return schema
 

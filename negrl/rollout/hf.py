@@ -377,14 +377,12 @@ class _GenericRunner:
         ids, valid, _ = _left_pad(u_ids, e.pad_id, e.device)
         pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
         self.cache = DynamicCache()
-        out = self.model(
-            input_ids=ids,
-            attention_mask=valid.long(),
-            position_ids=pos,
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        kw = dict(input_ids=ids, attention_mask=valid.long(), position_ids=pos, past_key_values=self.cache,
+                  use_cache=True)
+        try:
+            out = self.model(**kw, logits_to_keep=1)
+        except TypeError:  # architectures without logits_to_keep
+            out = self.model(**kw)
         self.cache = out.past_key_values
         idx = torch.tensor(row_map, dtype=torch.long, device=e.device)
         self.cache.batch_select_indices(idx)

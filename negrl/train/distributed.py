@@ -145,7 +145,7 @@ def decoder_layers(lm: nn.Module) -> list[nn.Module]:
 def wrap_policy(policy: nn.Module, ctx: DistContext, strategy: str, device: torch.device,
                 param_dtype: torch.dtype | None = None) -> nn.Module:
     """DDP(policy) or FSDP2 ``fully_shard`` of each decoder block and the root (``param_dtype`` bf16 for
-    mixed precision, gradients reduced in fp32). Single process: the policy unchanged."""
+    mixed precision, gradients then reduced in fp32). Single process: the policy unchanged."""
     if not ctx.enabled:
         return policy
     if strategy == "ddp":
@@ -156,7 +156,8 @@ def wrap_policy(policy: nn.Module, ctx: DistContext, strategy: str, device: torc
     if strategy == "fsdp":
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+        mp = MixedPrecisionPolicy(param_dtype=param_dtype,
+                                  reduce_dtype=torch.float32 if param_dtype is not None else None)
         for layer in decoder_layers(getattr(policy, "lm", policy)):
             fully_shard(layer, mp_policy=mp)
         fully_shard(policy, mp_policy=mp)

@@ -296,7 +296,12 @@ class Trainer:
 
     def _model_state(self) -> dict | None:
         """The full model state dict for saving (FSDP: gathered to rank 0; a collective), else None."""
-        return strip_prefix(full_state_dict(self.policy, all_ranks=False)) if is_sharded(self.policy) else None
+        if not is_sharded(self.policy):
+            return None
+        state = strip_prefix(full_state_dict(self.policy, all_ranks=False))
+        unique = {name for name, _ in self.model.named_parameters()}  # tied weights once (as save_pretrained)
+        tied = {name for name, _ in self.model.named_parameters(remove_duplicate=False)} - unique
+        return {k: v for k, v in state.items() if k not in tied}
 
     def _save_checkpoint(self, done: int) -> None:
         optimizer = optimizer_state(self.policy, self.optimizer)  # collectives first, on every rank

@@ -40,7 +40,7 @@ def test_dry_run_lists_the_plan_without_running(workdir):
     text = result.stdout + result.stderr
     for rule in ("prepare", "base_model", "train", "rollout", "verify", "evaluate", "report"):
         assert rule in text
-    assert not (workdir / "results" / "ci" / "data").exists()
+    assert not (workdir / "results").exists()
 
 
 @pytest.mark.slow

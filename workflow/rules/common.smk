@@ -21,6 +21,8 @@ def _write_effective_config() -> str:
     Rewritten only when its content changes; never an input, so it does not by itself re-run stages."""
     path = Path(R) / "config.yaml"
     text = yaml.safe_dump(config, sort_keys=True)
+    if workflow.dryrun:  # a dry run lists the plan and writes nothing
+        return str(path)
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".yaml.tmp")
