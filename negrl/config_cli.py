@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from negrl.config import load_config, schema_yaml
+from negrl.config import load_config
+from negrl.config_schema import schema_yaml
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.yaml")
 

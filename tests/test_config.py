@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from negrl.config import Config, from_dict, load_config, schema_yaml
+from negrl.config import Config, from_dict, load_config
+from negrl.config_schema import schema_yaml
 from negrl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

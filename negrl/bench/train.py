@@ -3,8 +3,9 @@ short run of the full online loop, on a randomly initialised model of a given sh
 
 Training step: the trainer's own code path (``PolicyUpdater``: length-sorted micro-batches, chunked
 log-probs, the method's loss, backward, grad clipping, AdamW) on ``--batch`` sequences of ``--prompt-len``
-+ ``--response-len`` random tokens, one optimizer update per step; fp32 master weights with bf16 autocast on
-GPU. Model FLOPs per step (no recomputation counted):
++ ``--response-len`` random tokens, one optimizer update per step; fp32 master weights and gradients with
+bf16 compute on GPU (``--strategy fsdp``: bf16 parameters under FSDP2; ``ddp``: autocast). Model FLOPs per
+step (no recomputation counted):
 
     6 * N_layers_params * all tokens  +  6 * V * H * response tokens (the output projection runs only there)
     +  6 * layers * heads * head_dim * sum_i len_i^2   (causal attention, forward + backward)
@@ -49,6 +50,9 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--group-size", type=int, default=8, help="responses per prompt uid (the method's groups)")
     p.add_argument("--chunk-tokens", type=int, default=2048, help="train.logprob_chunk_tokens")
     p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--strategy", choices=("ddp", "fsdp"), default="fsdp",
+                   help="train.distributed: ddp = plain module + bf16 autocast in one process; fsdp = FSDP2 "
+                        "(one process) with bf16 parameters over fp32 master weights")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU (default: measured bf16 matmul)")
     p.add_argument("--online-steps", type=int, default=0, help="also run this many steps of the online loop")
@@ -125,9 +129,9 @@ def matmul_peak_tflops(device: torch.device, size: int = 8192, iters: int = 30) 
 
 def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> dict[str, Any]:
     from negrl.methods import RolloutBatch, get_method
-    from negrl.train.distributed import DistContext
+    from negrl.train.distributed import DistContext, init_distributed, wrap_policy
     from negrl.train.logprobs import TokenLogprobs, pack_sequences
-    from negrl.train.loop import autocast_dtype
+    from negrl.train.loop import compute_dtype
     from negrl.train.update import PolicyUpdater, UpdateSettings, rollout_logprobs, synchronize
 
     model = build_model(shape, device, args.seed)
@@ -135,17 +139,22 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.train()
     policy = TokenLogprobs(model, args.chunk_tokens)
-    fused = {"fused": True} if device.type == "cuda" else {}
+    precision = compute_dtype("auto", device)
+    ctx = DistContext()
+    if args.strategy == "fsdp":
+        ctx, device = init_distributed(str(device), need_group=True)
+        policy = wrap_policy(policy, ctx, "fsdp", device, precision)
+    fused = {"fused": True} if device.type == "cuda" and args.strategy == "ddp" else {}
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6, **fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     settings = UpdateSettings(temperature=1.0, micro_batch_size=args.micro_batch, micro_batch_tokens=None,
                               grad_clip=1.0, mini_batches=1, ppo_epochs=1,
-                              autocast_dtype=autocast_dtype("auto", device))
+                              autocast_dtype=None if args.strategy == "fsdp" else precision,
+                              sync_every_micro_batch=args.strategy == "fsdp" and precision is not None)
     gen = torch.Generator().manual_seed(args.seed)
     prompts = torch.randint(3, shape["vocab"], (args.batch, args.prompt_len), generator=gen).tolist()
     responses = torch.randint(3, shape["vocab"], (args.batch, args.response_len), generator=gen).tolist()
     seqs = pack_sequences(prompts, responses, pad_id=0)
-    ctx = DistContext()
     start = synchronize(device)
     old_logp = rollout_logprobs(policy, seqs, settings, ctx, device, torch.float32)
     logprob_s = synchronize(device) - start
@@ -176,7 +185,7 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         "shape": shape, "params": sum(p.numel() for p in model.parameters()),
         "batch": args.batch, "micro_batch": args.micro_batch, "prompt_len": args.prompt_len,
         "response_len": args.response_len, "chunk_tokens": args.chunk_tokens, "method": args.method,
-        "gradient_checkpointing": args.gradient_checkpointing,
+        "gradient_checkpointing": args.gradient_checkpointing, "strategy": args.strategy,
         "step_s": step_s, "step_s_all": times, "tokens_per_s": tokens / step_s,
         "response_tokens_per_s": args.batch * args.response_len / step_s,
         "model_tflops_per_step": flops / 1e12, "achieved_tflops": achieved,
@@ -212,7 +221,7 @@ def online_run(args: argparse.Namespace, shape: dict, device: torch.device, peak
         "train": {"steps": args.online_steps, "prompts_per_step": args.online_prompts, "n": args.online_n,
                   "mini_batches": args.online_mini_batches, "micro_batch_size": args.micro_batch, "lr": 1.0e-6,
                   "checkpoint_every": 0, "logprob_chunk_tokens": args.chunk_tokens,
-                  "gradient_checkpointing": args.gradient_checkpointing},
+                  "gradient_checkpointing": args.gradient_checkpointing, "distributed": args.strategy},
         "verify": {"workers": 4},
     })
     problems = generate_split("train", max(args.online_prompts, 8), seed=0)
@@ -248,4 +257,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = bench_step(args, shape, device)
     if args.online_steps:
         result.update(online_run(args, shape, device, result["peak_tflops"]))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return result

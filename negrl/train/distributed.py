@@ -51,22 +51,27 @@ class DistContext:
         return self.rank == 0
 
 
-def init_distributed(device: str | None = None) -> tuple[DistContext, torch.device]:
+def init_distributed(device: str | None = None, need_group: bool = False) -> tuple[DistContext, torch.device]:
     """The context and this rank's device. Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is
     initialised here (NCCL on GPUs, gloo on CPU) unless the caller already did; ``cuda`` becomes
-    ``cuda:<LOCAL_RANK>``."""
+    ``cuda:<LOCAL_RANK>``. ``need_group`` (FSDP in one process) starts a process group of one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if world == 1 and not (dist.is_available() and dist.is_initialized()):
+    initialized = dist.is_available() and dist.is_initialized()
+    if world == 1 and not initialized and not need_group:
         return DistContext(), torch.device(device or ("cuda" if use_cuda else "cpu"))
     if use_cuda:
         target = torch.device(device if device and ":" in device else f"cuda:{local_rank}")
         torch.cuda.set_device(target)
     else:
         target = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=60))
+    if not initialized:
+        backend = "nccl" if use_cuda else "gloo"
+        if world == 1:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        else:
+            dist.init_process_group(backend, timeout=datetime.timedelta(minutes=60))
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank), target
 
 
@@ -145,10 +150,11 @@ def decoder_layers(lm: nn.Module) -> list[nn.Module]:
 def wrap_policy(policy: nn.Module, ctx: DistContext, strategy: str, device: torch.device,
                 param_dtype: torch.dtype | None = None) -> nn.Module:
     """DDP(policy) or FSDP2 ``fully_shard`` of each decoder block and the root (``param_dtype`` bf16 for
-    mixed precision, gradients then reduced in fp32). Single process: the policy unchanged."""
-    if not ctx.enabled:
-        return policy
+    mixed precision, gradients then reduced in fp32). DDP in a single process: the policy unchanged; FSDP
+    needs a process group (of one, in a single process)."""
     if strategy == "ddp":
+        if not ctx.enabled:
+            return policy
         from torch.nn.parallel import DistributedDataParallel
 
         return DistributedDataParallel(policy, device_ids=[device.index] if device.type == "cuda" else None,
@@ -167,7 +173,7 @@ def wrap_policy(policy: nn.Module, ctx: DistContext, strategy: str, device: torc
 
 def shard_frozen(model: nn.Module, ctx: DistContext, strategy: str) -> nn.Module:
     """A frozen (reference) model: sharded like the policy under FSDP, replicated otherwise."""
-    if ctx.enabled and strategy == "fsdp":
+    if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
         for layer in decoder_layers(getattr(model, "lm", model)):
@@ -234,6 +240,6 @@ def strip_prefix(state: dict[str, torch.Tensor], prefix: str = "lm.") -> dict[st
 
 
 def cleanup(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
-        dist.barrier()
+    if dist.is_available() and dist.is_initialized():
+        barrier(ctx)
         dist.destroy_process_group()

@@ -97,9 +97,9 @@ class _ChunkedHeadLogprob(torch.autograd.Function):
                 logits = _chunk_logits(hidden[start:end].to(dtype), w, b, temperature)
                 lse = torch.logsumexp(logits, -1)
                 logp[start:end] = logits.gather(1, targets[start:end, None]).squeeze(1) - lse
-                if with_entropy:
-                    probs = torch.exp(logits - lse[:, None])
-                    entropy[start:end] = lse - (probs * logits).sum(-1)
+                if with_entropy:  # H = lse - E_p[logits]: one softmax and a dot product, no [c, V] product
+                    entropy[start:end] = lse - torch.linalg.vecdot(torch.softmax(logits, -1), logits)
+                del logits
         ctx.save_for_backward(hidden, weight, bias, targets)
         ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, dtype
         ctx.mark_non_differentiable(entropy)
@@ -120,18 +120,16 @@ class _ChunkedHeadLogprob(torch.autograd.Function):
                 end = min(hidden.shape[0], start + chunk)
                 h = hidden[start:end].to(dtype)
                 g = grad_logp[start:end].to(acc)
-                logits = _chunk_logits(h, w, b, temperature)
-                dlogits = torch.softmax(logits, -1).mul_(-g[:, None])
-                del logits
-                dlogits.scatter_add_(1, targets[start:end, None], g[:, None])
-                if temperature != 1.0:
-                    dlogits.div_(temperature)
-                d = dlogits.to(dtype)
-                del dlogits
+                probs = torch.softmax(_chunk_logits(h, w, b, temperature), -1)
+                # d logp / d logits = (onehot - p) / T: (p - onehot) * (-g / T), written once in the GEMM dtype
+                probs.scatter_add_(1, targets[start:end, None], probs.new_full((end - start, 1), -1.0))
+                d = torch.empty(probs.shape, dtype=dtype, device=probs.device)
+                torch.mul(probs, (g / -temperature)[:, None], out=d)
+                del probs
                 if need_h:
                     grad_h[start:end] = (d @ w).to(hidden.dtype)
                 if need_w:
-                    grad_w.add_(d.t() @ h)
+                    grad_w.add_(_matmul_acc(d.t(), h))
                 if need_b:
                     grad_b.add_(d.sum(0, dtype=acc))
         return (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
@@ -143,8 +141,25 @@ def _accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+_MM_OUT_DTYPE = [True]  # cleared when torch.mm(..., out_dtype=) is unavailable
+
+
+def _matmul_acc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b with the result in the accumulation dtype: on CUDA a bf16/fp16 GEMM writes fp32 directly
+    (``torch.mm(out_dtype=)``), saving a separate cast pass over the [chunk, V] logits."""
+    acc = _accumulate_dtype(a.dtype)
+    if _MM_OUT_DTYPE[0] and a.is_cuda and a.dtype in (torch.bfloat16, torch.float16):
+        try:
+            return torch.mm(a, b, out_dtype=acc)
+        except (TypeError, RuntimeError, NotImplementedError):
+            _MM_OUT_DTYPE[0] = False
+    return (a @ b).to(acc)
+
+
 def _chunk_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, temperature: float) -> torch.Tensor:
-    logits = (h @ w.t() if b is None else torch.addmm(b, h, w.t())).to(_accumulate_dtype(h.dtype))
+    logits = _matmul_acc(h, w.t())
+    if b is not None:
+        logits += b
     return logits if temperature == 1.0 else logits.div_(temperature)
 
 

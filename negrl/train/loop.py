@@ -77,9 +77,9 @@ def make_method(config: Config, method_name: str):
     return method
 
 
-def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """``train.autocast``: auto = bf16 on GPU and none (fp32) on CPU."""
-    if mode == "off":
+def compute_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """``train.precision``: bf16 (auto: on GPU), or None for full precision."""
+    if mode == "fp32":
         return None
     if mode == "bf16" or device.type == "cuda":
         return torch.bfloat16
@@ -99,23 +99,25 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        self.dist, self.device = init_distributed(device)
+        sharded = tc.distributed == "fsdp"
+        self.dist, self.device = init_distributed(device, need_group=sharded)
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.run_hash = self._run_hash()
         checkpoint = self._resumable_checkpoint(resume)
         source = checkpoint or base_model
         self.model, self.tokenizer = load_model_and_tokenizer(source, config.model.dtype, str(self.device))
-        self.autocast_dtype = autocast_dtype(tc.autocast, self.device)
+        precision = compute_dtype(tc.precision, self.device)
+        # bf16 with fp32 masters: FSDP keeps bf16 parameters over fp32 shards; otherwise autocast
+        self.autocast_dtype = None if sharded else precision
         if tc.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        sharded = self.dist.enabled and tc.distributed == "fsdp"
-        engine_dtype = self.autocast_dtype if self.device.type == "cuda" else None
+        engine_dtype = precision if self.device.type == "cuda" else None
         self.rollout_model = self.model
         if sharded:  # the engine samples from a full (unsharded) copy, refreshed after every update
             self.rollout_model, _ = load_model_and_tokenizer(
                 source, "bfloat16" if engine_dtype == torch.bfloat16 else config.model.dtype, str(self.device))
         self.policy = wrap_policy(TokenLogprobs(self.model, tc.logprob_chunk_tokens), self.dist, tc.distributed,
-                                  self.device, self.autocast_dtype)
+                                  self.device, precision)
         self.ref_policy = None
         if tc.kl_beta > 0:
             ref_model, _ = load_model_and_tokenizer(base_model, config.model.dtype, str(self.device))
@@ -131,7 +133,8 @@ class Trainer:
         self.settings = UpdateSettings(
             temperature=config.rollout.temperature, micro_batch_size=tc.micro_batch_size,
             micro_batch_tokens=tc.micro_batch_tokens, grad_clip=tc.grad_clip, mini_batches=tc.mini_batches,
-            ppo_epochs=tc.ppo_epochs, autocast_dtype=self.autocast_dtype)
+            ppo_epochs=tc.ppo_epochs, autocast_dtype=self.autocast_dtype,
+            sync_every_micro_batch=sharded and precision is not None)
         self.updater = PolicyUpdater(self.policy, self.optimizer, self.scheduler, self.method, self.settings,
                                      self.dist, self.device)
         self.stat_dtype = torch.float64 if next(self.model.parameters()).dtype == torch.float64 else torch.float32

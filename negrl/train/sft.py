@@ -29,7 +29,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", fina
 
 
 def _length_bucketed_batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random,
-                             bucket_batches: int = 16) -> list[list[int]]:
+                             bucket_batches: int = 4) -> list[list[int]]:
     """One epoch of batches: shuffle, then sort each window of ``bucket_batches`` batches by length so a
     batch holds examples of similar length (less padding), and shuffle the batch order."""
     order = rng.sample(range(len(encoded)), len(encoded))

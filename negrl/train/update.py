@@ -83,6 +83,8 @@ class UpdateSettings:
     mini_batches: int
     ppo_epochs: int
     autocast_dtype: torch.dtype | None = None
+    sync_every_micro_batch: bool = False
+    """Reduce gradients after every micro-batch (FSDP with bf16 parameters: accumulates them in fp32)."""
 
 
 @torch.no_grad()
@@ -158,7 +160,7 @@ class PolicyUpdater:
             real = k < len(plan)
             pos = torch.tensor(plan[k] if real else [0], dtype=torch.long)
             micro_seqs = seqs.select(rows[pos]).to(device)
-            with gradient_sync(self.policy, enabled=k == rounds - 1):
+            with gradient_sync(self.policy, enabled=k == rounds - 1 or s.sync_every_micro_batch):
                 logp, entropy = response_logprobs(self.policy, micro_seqs, s.temperature, with_entropy=True,
                                                   autocast_dtype=s.autocast_dtype)
                 micro = mini.select(pos.to(mini.uid.device))

@@ -51,6 +51,7 @@ def test_metrics_contract_and_determinism(tiny_model_dir, problems, tmp_path):
     assert REQUIRED_KEYS - {"time/rollout_verify", "time/update"} <= set(rows[0])
     assert "lens/pbar_wrong_mean" in rows[0]
     assert (final / "config.json").exists() and (tmp_path / "a" / "provenance.json").exists()
+    assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard event file"
     train(config, "lens", 7, tiny_model_dir, problems, tmp_path / "b", device="cpu", show_progress=False)
     assert _metrics(tmp_path / "b") == rows
     a, b = _weights(tmp_path / "a" / "model"), _weights(tmp_path / "b" / "model")
@@ -65,6 +66,22 @@ def test_group_method_with_one_sample_is_a_config_error(tiny_model_dir, problems
     config = from_dict({**RAW, "train": {**RAW["train"], "n": 1}})
     with pytest.raises(ConfigError):
         train(config, "grpo", 1, tiny_model_dir, problems, tmp_path / "x", device="cpu", show_progress=False)
+
+
+def test_fsdp_in_one_process_trains_like_the_plain_module(tiny_model_dir, problems, tmp_path):
+    """The single-GPU FSDP2 path (process group of one; separate rollout copy synced after each step)."""
+    raw = {**RAW, "train": {**RAW["train"], "steps": 2}}
+    train(from_dict(raw), "grpo", 2, tiny_model_dir, problems, tmp_path / "plain", device="cpu", show_progress=False)
+    fsdp = from_dict({**raw, "train": {**raw["train"], "distributed": "fsdp"}})
+    train(fsdp, "grpo", 2, tiny_model_dir, problems, tmp_path / "fsdp", device="cpu", show_progress=False)
+    assert not torch.distributed.is_initialized()
+    a, b = _weights(tmp_path / "plain" / "model"), _weights(tmp_path / "fsdp" / "model")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0, msg=key)
+    for r1, r2 in zip(_metrics(tmp_path / "plain"), _metrics(tmp_path / "fsdp")):
+        assert r1.keys() == r2.keys() and r1["reward/mean"] == r2["reward/mean"]
+        assert r2["actor/grad_norm"] == pytest.approx(r1["actor/grad_norm"], rel=1e-4)
 
 
 @pytest.mark.slow
