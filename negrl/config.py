@@ -111,6 +111,9 @@ class WarmStartConfig:
     """AdamW weight decay."""
     seed: int = 0
     """Shuffling seed."""
+    length_bucketing: int = 1
+    """Sort each window of this many batches by length (less padding, faster); 1 = plain random batches.
+    Windows > 1 make batches length- and so level-homogeneous, which hurt the toy warm start (measured)."""
 
 
 @dataclass
@@ -189,6 +192,8 @@ class TrainConfig:
     """Trainer compute: auto = bf16 on GPU, fp32 on CPU; bf16 keeps fp32 master weights and gradients."""
     gradient_checkpointing: bool = False
     """Recompute decoder activations in the backward pass (less memory, about 1/3 more compute)."""
+    compile: bool = False
+    """torch.compile each decoder block's forward (dynamic shapes; the first steps pay the compile time)."""
     distributed: Literal["ddp", "fsdp"] = "ddp"
     """ddp: replicated (bf16 by autocast); fsdp: FSDP2 sharding, bf16 parameters over fp32 masters (also 1 GPU)."""
     gpus: int | None = None

@@ -40,6 +40,7 @@ def run_base_model(args: argparse.Namespace) -> int:
         ws = config.warmstart
         supervised_warmstart(model, tokenizer, examples, steps=ws.steps, batch_size=ws.batch_size, lr=ws.lr,
                              warmup_steps=ws.warmup_steps, weight_decay=ws.weight_decay, seed=ws.seed,
+                             length_bucketing=ws.length_bucketing,
                              log_path=Path(args.log_jsonl) if args.log_jsonl else None)
     with atomic_path(out) as tmp:
         model.save_pretrained(tmp)

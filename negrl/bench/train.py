@@ -50,6 +50,7 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--group-size", type=int, default=8, help="responses per prompt uid (the method's groups)")
     p.add_argument("--chunk-tokens", type=int, default=2048, help="train.logprob_chunk_tokens")
     p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--compile", action="store_true", help="train.compile: torch.compile the decoder blocks")
     p.add_argument("--strategy", choices=("ddp", "fsdp"), default="fsdp",
                    help="train.distributed: ddp = plain module + bf16 autocast in one process; fsdp = FSDP2 "
                         "(one process) with bf16 parameters over fp32 master weights")
@@ -129,7 +130,7 @@ def matmul_peak_tflops(device: torch.device, size: int = 8192, iters: int = 30) 
 
 def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> dict[str, Any]:
     from negrl.methods import RolloutBatch, get_method
-    from negrl.train.distributed import DistContext, init_distributed, wrap_policy
+    from negrl.train.distributed import DistContext, compile_decoder_layers, init_distributed, wrap_policy
     from negrl.train.logprobs import TokenLogprobs, pack_sequences
     from negrl.train.loop import compute_dtype
     from negrl.train.update import PolicyUpdater, UpdateSettings, rollout_logprobs, synchronize
@@ -138,6 +139,8 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.train()
+    if args.compile:
+        compile_decoder_layers(model)
     policy = TokenLogprobs(model, args.chunk_tokens)
     precision = compute_dtype("auto", device)
     ctx = DistContext()
@@ -185,7 +188,7 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         "shape": shape, "params": sum(p.numel() for p in model.parameters()),
         "batch": args.batch, "micro_batch": args.micro_batch, "prompt_len": args.prompt_len,
         "response_len": args.response_len, "chunk_tokens": args.chunk_tokens, "method": args.method,
-        "gradient_checkpointing": args.gradient_checkpointing, "strategy": args.strategy,
+        "gradient_checkpointing": args.gradient_checkpointing, "strategy": args.strategy, "compile": args.compile,
         "step_s": step_s, "step_s_all": times, "tokens_per_s": tokens / step_s,
         "response_tokens_per_s": args.batch * args.response_len / step_s,
         "model_tflops_per_step": flops / 1e12, "achieved_tflops": achieved,
@@ -221,7 +224,8 @@ def online_run(args: argparse.Namespace, shape: dict, device: torch.device, peak
         "train": {"steps": args.online_steps, "prompts_per_step": args.online_prompts, "n": args.online_n,
                   "mini_batches": args.online_mini_batches, "micro_batch_size": args.micro_batch, "lr": 1.0e-6,
                   "checkpoint_every": 0, "logprob_chunk_tokens": args.chunk_tokens,
-                  "gradient_checkpointing": args.gradient_checkpointing, "distributed": args.strategy},
+                  "gradient_checkpointing": args.gradient_checkpointing, "distributed": args.strategy,
+                  "compile": args.compile},
         "verify": {"workers": 4},
     })
     problems = generate_split("train", max(args.online_prompts, 8), seed=0)

@@ -45,6 +45,8 @@ def save_checkpoint(directory: Path, step: int, model, tokenizer, training_state
         model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         torch.save({**training_state, "step": step, "rng": rng_state()}, tmp / "state.pt")
+        if "run_hash" in training_state:  # readable without loading the optimizer state
+            (tmp / "run_hash").write_text(str(training_state["run_hash"]) + "\n")
     write_text(directory / "latest", target.name + "\n")
     for old in sorted(directory.glob("ckpt-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -57,6 +59,14 @@ def latest_checkpoint(directory: Path) -> Path | None:
         return None
     target = directory / pointer.read_text().strip()
     return target if (target / "state.pt").exists() else None
+
+
+def checkpoint_run_hash(checkpoint: Path) -> str | None:
+    """The run settings hash a checkpoint was written under."""
+    path = checkpoint / "run_hash"
+    if path.exists():
+        return path.read_text().strip()
+    return load_training_state(checkpoint).get("run_hash")
 
 
 def load_training_state(checkpoint: Path) -> dict[str, Any]:

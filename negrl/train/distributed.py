@@ -147,6 +147,13 @@ def decoder_layers(lm: nn.Module) -> list[nn.Module]:
     return [m for m in lm.modules() if type(m).__name__ in names]
 
 
+def compile_decoder_layers(lm: nn.Module) -> None:
+    """torch.compile each decoder block's ``forward`` (fuses norms, rotary, activations and residual adds);
+    the module's hooks (FSDP's unshard/reshard) stay outside the compiled region."""
+    for layer in decoder_layers(lm):
+        layer.forward = torch.compile(layer.forward, dynamic=True)
+
+
 def wrap_policy(policy: nn.Module, ctx: DistContext, strategy: str, device: torch.device,
                 param_dtype: torch.dtype | None = None) -> nn.Module:
     """DDP(policy) or FSDP2 ``fully_shard`` of each decoder block and the root (``param_dtype`` bf16 for

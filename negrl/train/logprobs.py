@@ -233,8 +233,8 @@ class TokenLogprobs(nn.Module):
 def response_logprobs(model, seqs: PackedSequences, temperature: float = 1.0, with_entropy: bool = False,
                       chunk_tokens: int | None = None, autocast_dtype: torch.dtype | None = None,
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs [B, T] (fp32; fp64 for a float64 model) of the response tokens (0 on padding), and optionally the entropy [B, T]
-    of the temperature-scaled next-token distribution at each response position.
+    """Log-probs [B, T] (fp32; fp64 for a float64 model) of the response tokens (0 on padding), and optionally
+    the entropy [B, T] of the temperature-scaled next-token distribution at each response position.
 
     ``model`` is a causal LM, a ``TokenLogprobs`` or a DDP/FSDP wrapper of one; ``autocast_dtype`` runs the
     forward under autocast (bf16 on GPU)."""

@@ -35,12 +35,19 @@ from negrl.models import load_model_and_tokenizer
 from negrl.provenance import atomic_path, write_provenance
 from negrl.rollout import make_engine
 from negrl.rollout.base import SamplingParams
-from negrl.train.checkpoint import latest_checkpoint, load_training_state, save_checkpoint, set_rng_state
+from negrl.train.checkpoint import (
+    checkpoint_run_hash,
+    latest_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from negrl.train.distributed import (
     all_gather_list,
     all_reduce_sum_,
     barrier,
     cleanup,
+    compile_decoder_layers,
     full_state_dict,
     init_distributed,
     is_sharded,
@@ -111,6 +118,8 @@ class Trainer:
         self.autocast_dtype = None if sharded else precision
         if tc.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if tc.compile:
+            compile_decoder_layers(self.model)
         engine_dtype = precision if self.device.type == "cuda" else None
         self.rollout_model = self.model
         if sharded:  # the engine samples from a full (unsharded) copy, refreshed after every update
@@ -151,7 +160,9 @@ class Trainer:
             self.stream.load_state_dict(state["stream"])
             self.start_step, self.updater.optimizer_steps = state["step"], state["optimizer_steps"]
             set_rng_state(state["rng"])
-        engine_options = {"dtype": engine_dtype} if engine_dtype is not None and config.rollout.backend == "hf" else {}
+        engine_options = {}
+        if engine_dtype is not None and config.rollout.backend == "hf":
+            engine_options["dtype"] = engine_dtype
         self.engine = make_engine(config.rollout.backend, model=self.rollout_model, tokenizer=self.tokenizer,
                                   max_batch_size=config.rollout.max_batch_size, **engine_options)
         self.metrics_path = self.out_dir / "metrics.jsonl"
@@ -166,10 +177,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
 
     def _run_hash(self) -> str:
-        """What a checkpoint must match to be resumed: every setting that changes the run's numbers (so not
-        the metric sinks of ``train.logging``), the method and the seed."""
+        """What a checkpoint must match to be resumed: the settings that define the run (not the metric
+        sinks of ``train.logging`` nor ``train.gpus``), the method and the seed."""
         sections = to_dict(self.config)
-        sections["train"].pop("logging", None)
+        for key in ("logging", "gpus"):  # sinks and launcher only: a re-launch on other GPUs may resume
+            sections["train"].pop(key, None)
         payload = {name: sections[name] for name in ("model", "warmstart", "rollout", "train", "method_options",
                                                      "data", "verify")}
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
@@ -179,7 +191,7 @@ class Trainer:
         """``auto``: resume from a checkpoint of the same run settings, else start fresh; ``must``: a
         compatible checkpoint is required; ``never``: start fresh (old checkpoints and metrics are removed)."""
         checkpoint = latest_checkpoint(self.checkpoint_dir)
-        compatible = checkpoint is not None and load_training_state(checkpoint).get("run_hash") == self.run_hash
+        compatible = checkpoint is not None and checkpoint_run_hash(checkpoint) == self.run_hash
         if resume == "must" and not compatible:
             raise ConfigError(
                 f"--resume: no checkpoint of this run's settings under {self.checkpoint_dir} "
@@ -325,7 +337,8 @@ class Trainer:
         logger = None
         if main:
             logger = MetricsLogger(
-                self.metrics_path, tensorboard_dir=self.out_dir / "tensorboard" if tc.logging.tensorboard else None,
+                self.metrics_path,
+                tensorboard_dir=self.out_dir / "tensorboard" if tc.logging.tensorboard else None,
                 wandb_project=tc.logging.wandb_project, wandb_entity=tc.logging.wandb_entity,
                 run_name=f"{self.config.experiment}/{self.method_name}/s{self.seed}", config=to_dict(self.config))
         try:

@@ -29,7 +29,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", fina
 
 
 def _length_bucketed_batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random,
-                             bucket_batches: int = 4) -> list[list[int]]:
+                             bucket_batches: int = 1) -> list[list[int]]:
     """One epoch of batches: shuffle, then sort each window of ``bucket_batches`` batches by length so a
     batch holds examples of similar length (less padding), and shuffle the batch order."""
     order = rng.sample(range(len(encoded)), len(encoded))
@@ -45,7 +45,7 @@ def _length_bucketed_batches(encoded: list[tuple[list[int], list[int]]], batch_s
 
 
 def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, steps: int, batch_size: int,
-                         lr: float, warmup_steps: int, weight_decay: float, seed: int,
+                         lr: float, warmup_steps: int, weight_decay: float, seed: int, length_bucketing: int = 1,
                          log_path: Path | None = None, show_progress: bool = True) -> list[dict]:
     """Train ``model`` in place on (prompt, solution) pairs; returns the per-step log."""
     rng = random.Random(seed)
@@ -66,7 +66,7 @@ def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, s
     progress = tqdm(range(steps), desc="warm start", disable=not show_progress, mininterval=2)
     for step in progress:
         if not batches:
-            batches = _length_bucketed_batches(encoded, batch_size, rng)
+            batches = _length_bucketed_batches(encoded, batch_size, rng, length_bucketing)
         rows = batches.pop()
         seqs = pack_sequences([encoded[i][0] for i in rows], [encoded[i][1] for i in rows],
                               tokenizer.pad_token_id).to(device)

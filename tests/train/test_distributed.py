@@ -66,7 +66,8 @@ def test_two_gloo_processes_match_one(tiny_model_dir, tmp_path, method, strategy
     reinforce_pp whitens advantages over the global batch, so this also checks that prepare sees all ranks."""
     single = _run(tmp_path, tiny_model_dir, "single", method, 1, strategy)
     double = _run(tmp_path, tiny_model_dir, "double", method, 2, strategy)
-    a, b = load_file(str(single / "model" / "model.safetensors")), load_file(str(double / "model" / "model.safetensors"))
+    a = load_file(str(single / "model" / "model.safetensors"))
+    b = load_file(str(double / "model" / "model.safetensors"))
     assert a.keys() == b.keys()
     base = load_file(str(tiny_model_dir / "model.safetensors"))
     assert any(not torch.allclose(a[k].float(), base[k].float()) for k in a), "training changed no weight"

@@ -1,5 +1,6 @@
 # Shared definitions: result paths, the effective config handed to every `negrl` stage, and the
 # per-rule parameter hashes that decide when a stage is stale.
+import hashlib
 import sys
 from pathlib import Path
 
@@ -18,12 +19,11 @@ MODELS = ["base"] + [f"{m}-s{s}" for m in METHODS for s in SEEDS]
 
 def _write_effective_config() -> str:
     """The config exactly as Snakemake sees it (file + --config overrides), for the CLI stages.
-    Rewritten only when its content changes; never an input, so it does not by itself re-run stages."""
-    path = Path(R) / "config.yaml"
+    Content-addressed under .snakemake/ (Snakemake's own folder), so a dry run writes nothing under
+    results/ and the file is never an input that would by itself re-run stages."""
     text = yaml.safe_dump(config, sort_keys=True)
-    if workflow.dryrun:  # a dry run lists the plan and writes nothing
-        return str(path)
-    if not path.exists() or path.read_text() != text:
+    path = Path(".snakemake") / "negrl-config" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".yaml.tmp")
         tmp.write_text(text)
