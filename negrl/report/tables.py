@@ -50,11 +50,15 @@ def accuracy_by_level(tables: dict[str, pd.DataFrame], confidence: float, sample
             low, high = bootstrap_interval(matrix, confidence, samples, seed)
             rows.append({"method": method, "level": level, "accuracy": float(matrix.mean()), "ci_low": low,
                          "ci_high": high, "n_problems": int(matrix.shape[1]), "n_seeds": int(matrix.shape[0])})
-    frame = pd.DataFrame(rows)
+    return _sorted(pd.DataFrame(rows))
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Methods base first then alphabetical; levels 1..5 then ``all``."""
     order = {m: i for i, m in enumerate(method_order(frame["method"].unique()))}
-    frame["_m"] = frame["method"].map(order)
-    frame["_l"] = frame["level"].map(lambda v: 99 if v == "all" else int(v))
-    return frame.sort_values(["_m", "_l"]).drop(columns=["_m", "_l"]).reset_index(drop=True)
+    keys = frame.assign(_m=frame["method"].map(order),
+                        _l=frame["level"].map(lambda v: 99 if v == "all" else int(v)))
+    return keys.sort_values(["_m", "_l"]).drop(columns=["_m", "_l"]).reset_index(drop=True)
 
 
 def accuracy_by_seed(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -80,7 +84,7 @@ def differences_vs_base(tables: dict[str, pd.DataFrame], confidence: float, samp
             rows.append({"method": method, "level": level, "delta": diff, "ci_low": low, "ci_high": high,
                          "seed_spread": float(per_seed.max() - per_seed.min()),
                          "significant": bool(low > 0 or high < 0)})
-    return pd.DataFrame(rows)
+    return _sorted(pd.DataFrame(rows))
 
 
 def markdown_table(summary: pd.DataFrame, deltas: pd.DataFrame, by_seed: pd.DataFrame, confidence: float,
@@ -90,14 +94,16 @@ def markdown_table(summary: pd.DataFrame, deltas: pd.DataFrame, by_seed: pd.Data
     lines = [f"## Accuracy by level (mean over seeds and samples; {confidence:.0%} bootstrap CI over problems and seeds)",
              "", header, "|" + "---|" * (len(levels) + 1)]
     for method, part in summary.groupby("method", sort=False):
-        cells = [f"{r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in part.itertuples()]
+        rows = part.set_index("level")
+        cells = [f"{r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in (rows.loc[level] for level in levels)]
         lines.append(f"| {method} (n={part['n_seeds'].iloc[0]}) | " + " | ".join(cells) + " |")
     if not deltas.empty:
         lines += ["", f"## Difference from the base model (paired bootstrap {confidence:.0%} CI; * = CI excludes 0)",
                   "", header.replace("method", "method - base"), "|" + "---|" * (len(levels) + 1)]
         for method, part in deltas.groupby("method", sort=False):
+            rows = part.set_index("level")
             cells = [f"{r.delta:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]{'*' if r.significant else ''}"
-                     for r in part.itertuples()]
+                     for r in (rows.loc[level] for level in levels)]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     seed_rows = by_seed[by_seed["seed"].notna()]
     if not seed_rows.empty:

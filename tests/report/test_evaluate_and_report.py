@@ -59,3 +59,9 @@ def test_report_tables_have_the_contract_columns_and_values():
     assert deltas.loc["5", "seed_spread"] == 0.5
     text = markdown_table(summary, differences_vs_base(tables, 0.95, 200, 0), accuracy_by_seed(tables), 0.95)
     assert "| grpo (n=2) |" in text and "| grpo / 2 |" in text
+    # every Markdown cell sits under its own level's column
+    header = next(line for line in text.splitlines() if line.startswith("| method - base |"))
+    row = next(line for line in text.splitlines() if line.startswith("| grpo |"))
+    cells = dict(zip(header.strip("|").split("|")[1:], row.strip("|").split("|")[1:]))
+    assert cells[" L5 "].startswith(" +0.750") and cells[" L1 "].startswith(" -0.250")
+    assert cells[" all "].startswith(f" {0.75 - 0.5:+.3f}")
