@@ -34,4 +34,19 @@ def make_engine(backend: str, **opts: Any) -> RolloutEngine:
     raise ValueError(f"unknown rollout backend {backend!r}; expected one of {BACKENDS}")
 
 
-__all__ = ["BACKENDS", "Completion", "RolloutEngine", "SamplingParams", "logprob_mismatch", "make_engine"]
+def engine_options(rollout_config: Any, dtype: Any = None) -> dict[str, Any]:
+    """The constructor options of the configured backend, from the ``rollout`` config section."""
+    if rollout_config.backend == "hf":
+        options: dict[str, Any] = {"max_batch_size": rollout_config.max_batch_size}
+        if dtype is not None:
+            options["dtype"] = dtype
+        return options
+    options = {"gpu_memory_utilization": rollout_config.gpu_memory_utilization,
+               "tensor_parallel_size": rollout_config.tensor_parallel_size}
+    if dtype is not None:  # vLLM takes dtype names ("bfloat16"), not torch dtypes
+        options["dtype"] = str(dtype).removeprefix("torch.")
+    return options
+
+
+__all__ = ["BACKENDS", "Completion", "RolloutEngine", "SamplingParams", "engine_options", "logprob_mismatch",
+           "make_engine"]

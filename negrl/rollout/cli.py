@@ -12,7 +12,7 @@ from negrl.data.cli import read_problems
 from negrl.data.prompts import render_prompt
 from negrl.models import load_model_and_tokenizer
 from negrl.provenance import write_provenance
-from negrl.rollout import make_engine
+from negrl.rollout import engine_options, make_engine
 from negrl.rollout.base import SamplingParams
 from negrl.rollout.io import completions_to_frame, write_parquet
 
@@ -27,7 +27,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     params = SamplingParams(n=ec.n_samples, temperature=ec.temperature, top_p=ec.top_p,
                             max_tokens=ec.max_tokens or config.rollout.max_tokens, seed=ec.seed)
     engine = make_engine(config.rollout.backend, model=model, tokenizer=tokenizer,
-                         max_batch_size=config.rollout.max_batch_size)
+                         **engine_options(config.rollout))
     completions = []
     chunk = max(1, config.rollout.max_batch_size // ec.n_samples)
     from tqdm.auto import tqdm

@@ -33,7 +33,7 @@ from negrl.errors import ConfigError
 from negrl.methods import get_method
 from negrl.models import load_model_and_tokenizer
 from negrl.provenance import atomic_path, write_provenance
-from negrl.rollout import make_engine
+from negrl.rollout import engine_options, make_engine
 from negrl.rollout.base import SamplingParams
 from negrl.train.checkpoint import (
     checkpoint_run_hash,
@@ -160,11 +160,8 @@ class Trainer:
             self.stream.load_state_dict(state["stream"])
             self.start_step, self.updater.optimizer_steps = state["step"], state["optimizer_steps"]
             set_rng_state(state["rng"])
-        engine_options = {}
-        if engine_dtype is not None and config.rollout.backend == "hf":
-            engine_options["dtype"] = engine_dtype
         self.engine = make_engine(config.rollout.backend, model=self.rollout_model, tokenizer=self.tokenizer,
-                                  max_batch_size=config.rollout.max_batch_size, **engine_options)
+                                  **engine_options(config.rollout, engine_dtype))
         self.metrics_path = self.out_dir / "metrics.jsonl"
         if self.dist.is_main:
             self._truncate_metrics(self.start_step)

@@ -285,3 +285,17 @@ def test_bench_rollout_runs_on_cpu(tmp_path):
         assert res["results"][name]["tokens"] > 0, res["results"][name]
     assert "ratio_to_generate" in res["results"]["hf"]
     assert "hf" in format_table(res)
+
+
+def test_config_options_fit_each_backend_constructor():
+    """rollout.backend is the one switch: the options built from the config bind to either constructor."""
+    import inspect
+
+    from negrl.config import from_dict
+    from negrl.rollout import engine_options
+    from negrl.rollout.hf import HFEngine
+    from negrl.rollout.vllm import VLLMEngine  # imports vllm lazily, so this runs without it
+
+    for backend, cls in (("hf", HFEngine), ("vllm", VLLMEngine)):
+        rollout = from_dict({"rollout": {"backend": backend}}).rollout
+        inspect.signature(cls).bind(model=None, tokenizer=None, **engine_options(rollout, "bfloat16"))
