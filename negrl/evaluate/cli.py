@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from negrl.evaluate.metrics import per_problem_accuracy, summarize
 from negrl.provenance import write_json
