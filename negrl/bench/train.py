@@ -51,6 +51,8 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--chunk-tokens", type=int, default=2048, help="train.logprob_chunk_tokens")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--compile", action="store_true", help="train.compile: torch.compile the decoder blocks")
+    p.add_argument("--no-fused-head", action="store_true",
+                   help="use the torch path for the output layer's log-softmax instead of the fused Triton kernels")
     p.add_argument("--strategy", choices=("ddp", "fsdp"), default="fsdp",
                    help="train.distributed: ddp = plain module + bf16 autocast in one process; fsdp = FSDP2 "
                         "(one process) with bf16 parameters over fp32 master weights")
@@ -60,6 +62,8 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--online-prompts", type=int, default=16, help="online loop: prompts per step")
     p.add_argument("--online-n", type=int, default=8, help="online loop: responses per prompt")
     p.add_argument("--online-mini-batches", type=int, default=4, help="online loop: optimizer updates per step")
+    p.add_argument("--profile", default=None, metavar="FILE",
+                   help="profile one more training step with torch.profiler; write its per-kernel table here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.set_defaults(func=run_from_args)
@@ -135,6 +139,9 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     from negrl.train.loop import compute_dtype
     from negrl.train.update import PolicyUpdater, UpdateSettings, rollout_logprobs, synchronize
 
+    from negrl.train import fused_head
+
+    fused_head.set_enabled(not args.no_fused_head)
     model = build_model(shape, device, args.seed)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -158,9 +165,7 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     prompts = torch.randint(3, shape["vocab"], (args.batch, args.prompt_len), generator=gen).tolist()
     responses = torch.randint(3, shape["vocab"], (args.batch, args.response_len), generator=gen).tolist()
     seqs = pack_sequences(prompts, responses, pad_id=0)
-    start = synchronize(device)
     old_logp = rollout_logprobs(policy, seqs, settings, ctx, device, torch.float32)
-    logprob_s = synchronize(device) - start
     method = get_method(args.method, max_response_length=args.response_len)
     batch = RolloutBatch(
         old_logp=old_logp, mask=seqs.response_mask.to(device),
@@ -179,6 +184,11 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         if k >= args.warmup:
             times.append(elapsed)
     step_s = statistics.median(times)
+    start = synchronize(device)  # old log-probs (no grad), timed after the warm-up and any compilation
+    rollout_logprobs(policy, seqs, settings, ctx, device, torch.float32)
+    logprob_s = synchronize(device) - start
+    if args.profile:
+        profile_step(lambda: updater.update(batch, seqs, prep, [0]), device, Path(args.profile))
     tokens = args.batch * (args.prompt_len + args.response_len)
     flops = model_flops(shape, [args.prompt_len] * args.batch, [args.response_len] * args.batch)
     peak = args.peak_tflops or matmul_peak_tflops(device)
@@ -189,17 +199,37 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         "batch": args.batch, "micro_batch": args.micro_batch, "prompt_len": args.prompt_len,
         "response_len": args.response_len, "chunk_tokens": args.chunk_tokens, "method": args.method,
         "gradient_checkpointing": args.gradient_checkpointing, "strategy": args.strategy, "compile": args.compile,
+        "fused_head": fused_head.usable(device, torch.float32),
         "step_s": step_s, "step_s_all": times, "tokens_per_s": tokens / step_s,
         "response_tokens_per_s": args.batch * args.response_len / step_s,
         "model_tflops_per_step": flops / 1e12, "achieved_tflops": achieved,
         "peak_tflops": peak, "mfu": achieved / peak if peak else None,
         "old_logprob_tokens_per_s": tokens / logprob_s,
         "max_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "profile": args.profile,
     }
     del updater, optimizer, policy, model, batch, prep, old_logp
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def profile_step(step, device: torch.device, out: Path, rows: int = 45) -> None:
+    """Run ``step`` once under torch.profiler and write the kernels that took the most device time (self
+    time, so nested operators are not counted twice) as a table to ``out``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from negrl.train.update import synchronize
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        synchronize(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=70)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(table + "\n")
+    tmp.replace(out)
 
 
 def online_run(args: argparse.Namespace, shape: dict, device: torch.device, peak: float | None) -> dict[str, Any]:

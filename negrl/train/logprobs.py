@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from negrl.train import fused_head
+
 DEFAULT_CHUNK_TOKENS = 1024
 
 
@@ -88,29 +90,40 @@ class _ChunkedHeadLogprob(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, targets, temperature: float, chunk: int, with_entropy: bool):
         dtype = _compute_dtype(hidden.device, weight.dtype)
         n, acc = hidden.shape[0], _accumulate_dtype(dtype)
+        fused = fused_head.usable(hidden.device, acc)
         logp = torch.empty(n, dtype=acc, device=hidden.device)
         entropy = torch.empty(n if with_entropy else 0, dtype=acc, device=hidden.device)
+        lse_all = torch.empty(n, dtype=acc, device=hidden.device) if fused else None
         with torch.autocast(hidden.device.type, enabled=False):
             w, b = weight.to(dtype), None if bias is None else bias.to(dtype)
             for start in range(0, n, chunk):
                 end = min(n, start + chunk)
+                if fused:  # one pass over the logits (negrl.train.fused_head); T is applied in the kernel
+                    logits = _chunk_logits(hidden[start:end].to(dtype), w, b, 1.0)
+                    lp, ent, lse_all[start:end] = fused_head.head_forward(logits, targets[start:end],
+                                                                          temperature, with_entropy)
+                    logp[start:end] = lp
+                    if with_entropy:
+                        entropy[start:end] = ent
+                    del logits
+                    continue
                 logits = _chunk_logits(hidden[start:end].to(dtype), w, b, temperature)
                 lse = torch.logsumexp(logits, -1)
                 logp[start:end] = logits.gather(1, targets[start:end, None]).squeeze(1) - lse
                 if with_entropy:  # H = lse - E_p[logits]: one softmax and a dot product, no [c, V] product
                     entropy[start:end] = lse - torch.linalg.vecdot(torch.softmax(logits, -1), logits)
                 del logits
-        ctx.save_for_backward(hidden, weight, bias, targets)
-        ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, dtype
+        ctx.save_for_backward(hidden, weight, bias, targets, lse_all)
+        ctx.temperature, ctx.chunk, ctx.dtype, ctx.fused = temperature, chunk, dtype, fused
         ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
     @staticmethod
     def backward(ctx, grad_logp, _grad_entropy):
-        hidden, weight, bias, targets = ctx.saved_tensors
+        hidden, weight, bias, targets, lse_all = ctx.saved_tensors
         dtype, temperature, chunk = ctx.dtype, ctx.temperature, ctx.chunk
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_h = torch.zeros_like(hidden) if need_h else None
+        grad_h = torch.empty_like(hidden) if need_h else None
         acc = _accumulate_dtype(dtype)
         grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
         grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
@@ -120,18 +133,25 @@ class _ChunkedHeadLogprob(torch.autograd.Function):
                 end = min(hidden.shape[0], start + chunk)
                 h = hidden[start:end].to(dtype)
                 g = grad_logp[start:end].to(acc)
-                probs = torch.softmax(_chunk_logits(h, w, b, temperature), -1)
-                # d logp / d logits = (onehot - p) / T: (p - onehot) * (-g / T), written once in the GEMM dtype
-                probs.scatter_add_(1, targets[start:end, None], probs.new_full((end - start, 1), -1.0))
-                d = torch.empty(probs.shape, dtype=dtype, device=probs.device)
-                torch.mul(probs, (g / -temperature)[:, None], out=d)
-                del probs
+                if ctx.fused:  # d written by one pass from the recomputed logits and the forward's lse
+                    logits = _chunk_logits(h, w, b, 1.0)
+                    d = fused_head.head_backward(logits, targets[start:end], lse_all[start:end],
+                                                 g / -temperature, temperature, dtype)
+                    del logits
+                else:
+                    probs = torch.softmax(_chunk_logits(h, w, b, temperature), -1)
+                    # d logp / d logits = (onehot - p) / T: (p - onehot) * (-g / T), once in the GEMM dtype
+                    probs.scatter_add_(1, targets[start:end, None], probs.new_full((end - start, 1), -1.0))
+                    d = torch.empty(probs.shape, dtype=dtype, device=probs.device)
+                    torch.mul(probs, (g / -temperature)[:, None], out=d)
+                    del probs
                 if need_h:
                     grad_h[start:end] = (d @ w).to(hidden.dtype)
                 if need_w:
-                    grad_w.add_(_matmul_acc(d.t(), h))
+                    _add_matmul_(grad_w, d.t(), h)
                 if need_b:
                     grad_b.add_(d.sum(0, dtype=acc))
+                del d
         return (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
                 None if grad_b is None else grad_b.to(bias.dtype), None, None, None, None)
 
@@ -154,6 +174,21 @@ def _matmul_acc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         except (TypeError, RuntimeError, NotImplementedError):
             _MM_OUT_DTYPE[0] = False
     return (a @ b).to(acc)
+
+
+_ADDMM_OUT_DTYPE = [True]  # cleared when torch.addmm(..., out_dtype=) is unavailable
+
+
+def _add_matmul_(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """acc += a @ b, acc in the accumulation dtype: on CUDA one bf16/fp16 GEMM that accumulates into the
+    float32 ``acc`` (beta = 1), instead of a temporary product and a separate add over ``acc``."""
+    if _ADDMM_OUT_DTYPE[0] and a.is_cuda and a.dtype in (torch.bfloat16, torch.float16) and acc.dtype != a.dtype:
+        try:
+            torch.addmm(acc, a, b, out_dtype=acc.dtype, out=acc)
+            return
+        except (TypeError, RuntimeError, NotImplementedError):
+            _ADDMM_OUT_DTYPE[0] = False
+    acc.add_(_matmul_acc(a, b))
 
 
 def _chunk_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, temperature: float) -> torch.Tensor:
