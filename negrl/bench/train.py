@@ -11,20 +11,23 @@ step (no recomputation counted):
     +  6 * layers * heads * head_dim * sum_i len_i^2   (causal attention, forward + backward)
 
 MFU = model FLOPs / step time / peak, the peak being the bf16 matmul throughput measured in the same run
-(``--peak-tflops`` overrides it).
+(``--peak-tflops`` overrides it). Under ``torchrun`` (one GPU per process) ``--batch`` is the global batch,
+split by whole groups over the ranks like the trainer does, and MFU is per GPU (peak x world size).
 
 ``--online-steps K`` then runs K steps of ``negrl.train.loop`` (rollout with the hf engine, verification,
 old log-probs, the updates) on arithmetic prompts with the toy character tokenizer (the model's embedding
 is larger than the tokenizer; a random model's answers are wrong, so use a method with signal on all-wrong
 groups, e.g. lens) and reports the per-phase time of each step and the peak GPU memory.
 
-    negrl bench train --shape qwen2.5-0.5b --response-len 1024 --online-steps 3 --out bench_train.json
+    negrl bench train --shape qwen2.5-0.5b --batch 32 --micro-batch 32 --compile --out bench_train.json
+    torchrun --nproc-per-node 2 -m negrl.cli bench train --shape qwen2.5-0.5b --batch 64 --micro-batch 32
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -53,9 +56,9 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--compile", action="store_true", help="train.compile: torch.compile the decoder blocks")
     p.add_argument("--no-fused-head", action="store_true",
                    help="use the torch path for the output layer's log-softmax instead of the fused Triton kernels")
-    p.add_argument("--strategy", choices=("ddp", "fsdp"), default="fsdp",
-                   help="train.distributed: ddp = plain module + bf16 autocast in one process; fsdp = FSDP2 "
-                        "(one process) with bf16 parameters over fp32 master weights")
+    p.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp",
+                   help="train.distributed: ddp = DDP (a plain module in one process) + bf16 autocast; fsdp = "
+                        "FSDP2 with bf16 parameters over fp32 master weights")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU (default: measured bf16 matmul)")
     p.add_argument("--online-steps", type=int, default=0, help="also run this many steps of the online loop")
@@ -71,6 +74,8 @@ def register(bench_subparsers: Any) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     result = run(args)
+    if result.get("rank", 0):  # under torchrun, rank 0 reports
+        return 0
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -142,6 +147,9 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     from negrl.train import fused_head
 
     fused_head.set_enabled(not args.no_fused_head)
+    ctx = DistContext()
+    if args.strategy == "fsdp" or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # FSDP, or launched by torchrun
+        ctx, device = init_distributed(str(device), need_group=True)
     model = build_model(shape, device, args.seed)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -150,10 +158,8 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         compile_decoder_layers(model)
     policy = TokenLogprobs(model, args.chunk_tokens)
     precision = compute_dtype("auto", device)
-    ctx = DistContext()
-    if args.strategy == "fsdp":
-        ctx, device = init_distributed(str(device), need_group=True)
-        policy = wrap_policy(policy, ctx, "fsdp", device, precision)
+    if ctx.enabled or args.strategy == "fsdp":
+        policy = wrap_policy(policy, ctx, args.strategy, device, precision if args.strategy == "fsdp" else None)
     fused = {"fused": True} if device.type == "cuda" and args.strategy == "ddp" else {}
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6, **fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
@@ -192,10 +198,11 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     tokens = args.batch * (args.prompt_len + args.response_len)
     flops = model_flops(shape, [args.prompt_len] * args.batch, [args.response_len] * args.batch)
     peak = args.peak_tflops or matmul_peak_tflops(device)
-    achieved = flops / step_s / 1e12
+    achieved = flops / step_s / 1e12 / ctx.world_size  # per GPU
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "shape": shape, "params": sum(p.numel() for p in model.parameters()),
+        "rank": ctx.rank, "world_size": ctx.world_size,
+        "shape": shape, "params": sum(p.numel() for p in model.parameters()),  # DTensor: the global numel
         "batch": args.batch, "micro_batch": args.micro_batch, "prompt_len": args.prompt_len,
         "response_len": args.response_len, "chunk_tokens": args.chunk_tokens, "method": args.method,
         "gradient_checkpointing": args.gradient_checkpointing, "strategy": args.strategy, "compile": args.compile,
@@ -288,6 +295,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shape = dict(SHAPES[args.shape])
     if args.vocab:
         shape["vocab"] = args.vocab
+    if args.online_steps and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit("negrl bench train: --online-steps runs in one process (the loop itself runs under "
+                         "torchrun through `negrl train`)")
     result = bench_step(args, shape, device)
     if args.online_steps:
         result.update(online_run(args, shape, device, result["peak_tflops"]))

@@ -6,11 +6,14 @@ comparison is not blurred by fp32 summation order); everything else is the real 
 all-gather of groups, global ``prepare``, the split of mini-batches over ranks, DDP/FSDP, the optimizer.
 
     python tests/train/dist_worker.py CONFIG TRAIN_PARQUET BASE_MODEL OUT_DIR METHOD
+
+``NEGRL_TEST_DEVICE=cuda`` runs it on GPUs (one per rank, NCCL) instead of the CPU (gloo).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 
 import negrl.train.loop as loop
@@ -64,7 +67,8 @@ def main(config_path: str, train_path: str, base_model: str, out_dir: str, metho
 
     loop.load_model_and_tokenizer = load_float64
     loop.make_engine = make_fake_engine
-    loop.train(config, method, 5, base_model, problems, out_dir, device="cpu", show_progress=False)
+    loop.train(config, method, 5, base_model, problems, out_dir,
+               device=os.environ.get("NEGRL_TEST_DEVICE", "cpu"), show_progress=False)
 
 
 if __name__ == "__main__":

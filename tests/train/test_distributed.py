@@ -40,16 +40,20 @@ def test_micro_batches_are_length_sorted_and_bounded():
     assert plan_micro_batches([100], max_rows=4, max_tokens=10) == [[0]]
 
 
-def _run(tmp_path: Path, tiny_model_dir: Path, name: str, method: str, procs: int, strategy: str) -> Path:
+def _run(tmp_path: Path, tiny_model_dir: Path, name: str, method: str, procs: int, strategy: str,
+         device: str = "cpu") -> Path:
     config_path, data_path = tmp_path / f"{name}.yaml", tmp_path / "train.parquet"
-    config_path.write_text(yaml.safe_dump({**RAW, "train": {**RAW["train"], "distributed": strategy}}))
+    # fp32 precision: no bf16 autocast or bf16 FSDP parameters on GPUs, so the float64 model stays float64
+    train = {**RAW["train"], "distributed": strategy, "precision": "fp32"}
+    config_path.write_text(yaml.safe_dump({**RAW, "train": train}))
     if not data_path.exists():
         write_problems(generate_split("train", 10, seed=0), data_path)
     out = tmp_path / name
     args = [str(WORKER), str(config_path), str(data_path), str(tiny_model_dir), str(out), method]
     launcher = [sys.executable] if procs == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd(),
+           "NEGRL_TEST_DEVICE": device}
     result = subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return out
@@ -64,8 +68,20 @@ def _metrics(run: Path) -> list[dict]:
 def test_two_gloo_processes_match_one(tiny_model_dir, tmp_path, method, strategy):
     """Same global batch -> same weights (float64, 1e-9) and metrics after 2 rollout steps x 2 mini-batches.
     reinforce_pp whitens advantages over the global batch, so this also checks that prepare sees all ranks."""
-    single = _run(tmp_path, tiny_model_dir, "single", method, 1, strategy)
-    double = _run(tmp_path, tiny_model_dir, "double", method, 2, strategy)
+    _assert_two_processes_match_one(tiny_model_dir, tmp_path, method, strategy, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+@pytest.mark.parametrize("method,strategy", [("reinforce_pp", "ddp"), ("grpo", "fsdp")])
+def test_two_nccl_gpus_match_one_gpu(tiny_model_dir, tmp_path, method, strategy):
+    """The same equivalence over NCCL: 2 GPUs (one rank each) against 1 GPU."""
+    _assert_two_processes_match_one(tiny_model_dir, tmp_path, method, strategy, "cuda")
+
+
+def _assert_two_processes_match_one(tiny_model_dir, tmp_path, method, strategy, device):
+    single = _run(tmp_path, tiny_model_dir, "single", method, 1, strategy, device)
+    double = _run(tmp_path, tiny_model_dir, "double", method, 2, strategy, device)
     a = load_file(str(single / "model" / "model.safetensors"))
     b = load_file(str(double / "model" / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -77,6 +93,6 @@ def test_two_gloo_processes_match_one(tiny_model_dir, tmp_path, method, strategy
     assert [r["step/optimizer"] for r in two] == [2, 4]
     for r1, r2 in zip(one, two):
         assert {k for k in r1 if not k.startswith("time/")} == {k for k in r2 if not k.startswith("time/")}
-        for key in r1:
-            if not key.startswith("time/"):
+        for key in r1:  # timings and GPU memory (perf/max_memory_gib) depend on the process count
+            if not key.startswith(("time/", "perf/")):
                 assert r2[key] == pytest.approx(r1[key], abs=1e-9, rel=1e-9), key
