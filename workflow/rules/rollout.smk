@@ -19,8 +19,9 @@ rule rollout:
         f"{R}/logs/rollout/{{model}}.log",
     threads: 1
     resources:
-        gpu=lambda wildcards: 1 if CFG.model.name_or_path else 0,
+        gpu=lambda wildcards: CFG.rollout.tensor_parallel_size if CFG.model.name_or_path else 0,
     cache: True
     shell:
-        "negrl rollout --config {CONFIG_PATH} --model {input.model} --name {wildcards.model} "
+        "negrl launch --gpus {resources.gpu} -- "
+        "rollout --config {CONFIG_PATH} --model {input.model} --name {wildcards.model} "
         "--problems {input.problems} --out {output} --threads {threads} > {log} 2>&1"
