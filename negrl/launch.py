@@ -80,12 +80,33 @@ class GpuLease:
         self.lock_dir, self.count, self.total = Path(lock_dir), count, total
         self.held: dict[int, int] = {}  # GPU index -> open file descriptor holding its lock
 
+    def _open_lock(self, gpu: int) -> int:
+        """The lock file of one GPU, shareable between users of the node (the GPUs are the node's, not
+        one user's): the folder is world-writable with the sticky bit, like /tmp; files are opened read-only
+        (flock needs no write access)."""
+        path = self.lock_dir / f"gpu{gpu}.lock"
+        try:
+            if not self.lock_dir.is_dir():
+                self.lock_dir.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.chmod(self.lock_dir, 0o1777)
+                except OSError:
+                    pass
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise NegrlError(f"launch: cannot open the GPU lock file {path}: {exc.strerror} "
+                             "(set NEGRL_GPU_LOCK_DIR to a folder every job on this node can write)") from exc
+        try:
+            os.fchmod(fd, 0o666)
+        except OSError:
+            pass  # another user's file: already shareable, or not ours to change
+        return fd
+
     def try_acquire(self) -> bool:
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
         for gpu in range(self.total):
             if len(self.held) == self.count:
                 break
-            fd = os.open(self.lock_dir / f"gpu{gpu}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+            fd = self._open_lock(gpu)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -51,3 +51,10 @@ def test_a_job_gets_the_free_gpus_or_the_schedulers(tmp_path):
     assert _launch_env(tmp_path, 2) == "0,1"
     assert _launch_env(tmp_path, 1, visible="5,6") == "5"  # Slurm / Kubernetes chose: no locking
     assert _launch_env(tmp_path, 0) == ""  # CPU job
+
+
+def test_an_unusable_lock_folder_is_named(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(NegrlError, match="cannot open the GPU lock file .*not-a-folder.*NEGRL_GPU_LOCK_DIR"):
+        GpuLease(blocker / "locks", 1, 2).try_acquire()
