@@ -177,5 +177,4 @@ def run_from_args(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if lease is not None:
-            lease.release()
+        lease.release()

@@ -139,7 +139,7 @@ def matmul_peak_tflops(device: torch.device, size: int = 8192, iters: int = 30) 
 
 def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> dict[str, Any]:
     from negrl.methods import RolloutBatch, get_method
-    from negrl.train.distributed import DistContext, compile_decoder_layers, init_distributed, wrap_policy
+    from negrl.train.distributed import compile_decoder_layers, init_distributed, wrap_policy
     from negrl.train.logprobs import TokenLogprobs, pack_sequences
     from negrl.train.loop import compute_dtype
     from negrl.train.update import PolicyUpdater, UpdateSettings, rollout_logprobs, synchronize
@@ -147,9 +147,8 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     from negrl.train import fused_head
 
     fused_head.set_enabled(not args.no_fused_head)
-    ctx = DistContext()
-    if args.strategy == "fsdp" or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # FSDP, or launched by torchrun
-        ctx, device = init_distributed(str(device), need_group=True)
+    # a process group under torchrun, or of one for FSDP in one process; else a plain single-process context
+    ctx, device = init_distributed(str(device), need_group=args.strategy == "fsdp")
     model = build_model(shape, device, args.seed)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -158,8 +157,7 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         compile_decoder_layers(model)
     policy = TokenLogprobs(model, args.chunk_tokens)
     precision = compute_dtype("auto", device)
-    if ctx.enabled or args.strategy == "fsdp":
-        policy = wrap_policy(policy, ctx, args.strategy, device, precision if args.strategy == "fsdp" else None)
+    policy = wrap_policy(policy, ctx, args.strategy, device, precision if args.strategy == "fsdp" else None)
     fused = {"fused": True} if device.type == "cuda" and args.strategy == "ddp" else {}
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6, **fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
