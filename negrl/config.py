@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -198,6 +199,16 @@ class TrainConfig:
     """ddp: replicated (bf16 by autocast); fsdp: FSDP2 sharding, bf16 parameters over fp32 masters (also 1 GPU)."""
     gpus: int | None = None
     """GPUs per training run (>1: the Snakemake rule launches torchrun); null = 1 with a hub model, else 0."""
+    grad_noise_check_every: int = 1
+    """Every k rollout steps, log the cosine between the gradients of two halves (by groups) of each update's
+    mini-batch (actor/grad_half_cosine, actor/grad_snr); 0 = off. Costs one extra copy of the gradients in
+    memory during those updates (4 bytes per parameter), under DDP/FSDP one extra gradient reduction, and
+    some padding (each half is micro-batched on its own; negrl/train/grad_noise.py)."""
+    grad_noise_warn_cosine: float = 0.1
+    """Warn in the training log when the half-batch gradient cosine, averaged over the last
+    grad_noise_warn_window measured steps, is below this (noise-dominated updates; SNR 2c/(1-c) < 0.22)."""
+    grad_noise_warn_window: int = 10
+    """Measured steps the warning averages over (also the windows of the falling-reward warning)."""
     logging: TrainLoggingConfig = field(default_factory=TrainLoggingConfig)
     """Metric sinks besides metrics.jsonl."""
 
@@ -234,6 +245,9 @@ class ReportConfig:
     """Bootstrap resamples for the intervals."""
     seed: int = 0
     """Bootstrap seed."""
+    reference_method: str = "grpo"
+    """Method every other method is compared with, paired over problems (difference_vs_<it>.csv and a
+    section of accuracy_by_level.md); the comparison is skipped, with a note, when it is not in methods."""
 
 
 @dataclass
@@ -415,12 +429,16 @@ def _check_values(config: Config, source: str) -> None:
         "verify.workers": config.verify.workers, "warmstart.batch_size": config.warmstart.batch_size,
         "data.arith.test_per_level": config.data.arith.test_per_level,
         "data.arith.train_per_level": config.data.arith.train_per_level,
+        "train.grad_noise_warn_window": config.train.grad_noise_warn_window,
     }
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{source}: key '{key}': expected an integer >= 1, got {value}")
     if config.train.logprob_chunk_tokens < 1 or (config.train.micro_batch_tokens or 1) < 1:
         raise ConfigError(f"{source}: key 'train.logprob_chunk_tokens'/'train.micro_batch_tokens': expected >= 1")
+    if config.train.grad_noise_check_every < 0:
+        raise ConfigError(f"{source}: key 'train.grad_noise_check_every': expected an integer >= 0 (0 = off), "
+                          f"got {config.train.grad_noise_check_every}")
     if (config.train.gpus or 0) < 0:
         raise ConfigError(f"{source}: key 'train.gpus': expected an integer >= 0 or null")
     if config.train.prompts_per_step % config.train.mini_batches:
@@ -445,3 +463,9 @@ def _check_values(config: Config, source: str) -> None:
             )
     if not 0 < config.report.confidence < 1:
         raise ConfigError(f"{source}: key 'report.confidence': expected a value in (0, 1)")
+    reference = config.report.reference_method
+    if reference == "base" or not re.fullmatch(r"[A-Za-z0-9_]+", reference):
+        raise ConfigError(
+            f"{source}: key 'report.reference_method': expected a method name (letters, digits, _) other than "
+            f"'base' (every method is already compared with base), got {reference!r}"
+        )

@@ -28,9 +28,10 @@ def run_base_model(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     start = time.time()
     if config.model.name_or_path:
-        model, tokenizer = load_model_and_tokenizer(config.model.name_or_path, config.model.dtype)
-    else:
+        model, tokenizer = load_model_and_tokenizer(config.model.name_or_path, config.model.dtype, args.device)
+    else:  # built on the CPU; the warm start runs on the GPU when there is one
         model, tokenizer = build_toy(config.model.toy)
+        model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if config.warmstart.enabled:
         problems = read_problems(args.train)
         examples = [(render_prompt(p["problem"], config.data.prompt_template, tokenizer), p["solution"])
@@ -42,6 +43,7 @@ def run_base_model(args: argparse.Namespace) -> int:
                              warmup_steps=ws.warmup_steps, weight_decay=ws.weight_decay, seed=ws.seed,
                              length_bucketing=ws.length_bucketing,
                              log_path=Path(args.log_jsonl) if args.log_jsonl else None)
+    model.to("cpu")  # saved the same way whichever device trained it
     with atomic_path(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -59,4 +61,5 @@ def register(subparsers) -> None:
     parser.add_argument("--out-dir", required=True, help="model directory to write (save_pretrained)")
     parser.add_argument("--log-jsonl", help="warm-start loss log")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.set_defaults(func=run_base_model)

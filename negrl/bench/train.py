@@ -3,9 +3,10 @@ short run of the full online loop, on a randomly initialised model of a given sh
 
 Training step: the trainer's own code path (``PolicyUpdater``: length-sorted micro-batches, chunked
 log-probs, the method's loss, backward, grad clipping, AdamW) on ``--batch`` sequences of ``--prompt-len``
-+ ``--response-len`` random tokens, one optimizer update per step; fp32 master weights and gradients with
-bf16 compute on GPU (``--strategy fsdp``: bf16 parameters under FSDP2; ``ddp``: autocast). Model FLOPs per
-step (no recomputation counted):
++ ``--response-len`` random tokens, one optimizer update per step (with the half-batch gradient cosine of
+``negrl.train.grad_noise`` on every ``--grad-noise-check-every``-th, as the trainer by default: every one);
+fp32 master weights and gradients with bf16 compute on GPU (``--strategy fsdp``: bf16 parameters under
+FSDP2; ``ddp``: autocast). Model FLOPs per step (no recomputation counted):
 
     6 * N_layers_params * all tokens  +  6 * V * H * response tokens (the output projection runs only there)
     +  6 * layers * heads * head_dim * sum_i len_i^2   (causal attention, forward + backward)
@@ -67,6 +68,9 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--online-mini-batches", type=int, default=4, help="online loop: optimizer updates per step")
     p.add_argument("--profile", default=None, metavar="FILE",
                    help="profile one more training step with torch.profiler; write its per-kernel table here")
+    p.add_argument("--grad-noise-check-every", type=int, default=1, metavar="K",
+                   help="train.grad_noise_check_every: measure the half-batch gradient cosine on every K-th "
+                        "update (the trainer: every K-th rollout step); 0 = off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.set_defaults(func=run_from_args)
@@ -183,7 +187,8 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         torch.cuda.reset_peak_memory_stats(device)
     for k in range(args.warmup + args.steps):
         start = synchronize(device)
-        updater.update(batch, seqs, prep, [k])
+        every = args.grad_noise_check_every
+        updater.update(batch, seqs, prep, [k], grad_noise=bool(every) and k % every == 0)
         elapsed = synchronize(device) - start
         if k >= args.warmup:
             times.append(elapsed)
@@ -192,7 +197,8 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
     rollout_logprobs(policy, seqs, settings, ctx, device, torch.float32)
     logprob_s = synchronize(device) - start
     if args.profile:
-        profile_step(lambda: updater.update(batch, seqs, prep, [0]), device, Path(args.profile))
+        profile_step(lambda: updater.update(batch, seqs, prep, [0], grad_noise=args.grad_noise_check_every > 0),
+                     device, Path(args.profile))
     tokens = args.batch * (args.prompt_len + args.response_len)
     flops = model_flops(shape, [args.prompt_len] * args.batch, [args.response_len] * args.batch)
     peak = args.peak_tflops or matmul_peak_tflops(device)
@@ -203,6 +209,7 @@ def bench_step(args: argparse.Namespace, shape: dict, device: torch.device) -> d
         "shape": shape, "params": sum(p.numel() for p in model.parameters()),  # DTensor: the global numel
         "batch": args.batch, "micro_batch": args.micro_batch, "prompt_len": args.prompt_len,
         "response_len": args.response_len, "chunk_tokens": args.chunk_tokens, "method": args.method,
+        "grad_noise_check_every": args.grad_noise_check_every,
         "gradient_checkpointing": args.gradient_checkpointing, "strategy": args.strategy, "compile": args.compile,
         "fused_head": fused_head.usable(device, torch.float32),
         "step_s": step_s, "step_s_all": times, "tokens_per_s": tokens / step_s,
@@ -260,7 +267,7 @@ def online_run(args: argparse.Namespace, shape: dict, device: torch.device, peak
                   "mini_batches": args.online_mini_batches, "micro_batch_size": args.micro_batch, "lr": 1.0e-6,
                   "checkpoint_every": 0, "logprob_chunk_tokens": args.chunk_tokens,
                   "gradient_checkpointing": args.gradient_checkpointing, "distributed": args.strategy,
-                  "compile": args.compile},
+                  "compile": args.compile, "grad_noise_check_every": args.grad_noise_check_every},
         "verify": {"workers": 4},
     })
     problems = generate_split("train", max(args.online_prompts, 8), seed=0)

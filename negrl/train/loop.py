@@ -12,6 +12,12 @@ micro-batches run backward (``negrl.train.update``).
 Under ``torchrun`` the same loop runs data-parallel (DDP or FSDP2): rollouts are split by whole groups and
 all-gathered, ``prepare`` sees the global batch, gradients are summed over ranks (``negrl.train.distributed``).
 Only rank 0 writes metrics, TensorBoard/W&B, checkpoints and the final model.
+
+Gradient noise (``negrl.train.grad_noise``): every ``train.grad_noise_check_every`` steps each update also
+logs the cosine between the gradients of its mini-batch's two halves (``actor/grad_half_cosine``, and the
+implied ``actor/grad_snr``; ``gcos`` in the progress bar); rank 0 warns in the training log (logger
+``negrl.train``) when the cosine stays below ``train.grad_noise_warn_cosine`` (noise-dominated updates) or
+``reward/mean`` falls over the run.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from negrl.train.distributed import (
     wrap_policy,
 )
 from negrl.train.dynamic_sampling import collect_filtered_groups
+from negrl.train.grad_noise import COSINE_KEY, GradNoiseMonitor
 from negrl.train.groups import Group, build_batch, level_diagnostics, sample_groups
 from negrl.train.logprobs import TokenLogprobs
 from negrl.train.prompts import PromptStream
@@ -163,8 +170,15 @@ class Trainer:
         self.engine = make_engine(config.rollout.backend, model=self.rollout_model, tokenizer=self.tokenizer,
                                   **engine_options(config.rollout, engine_dtype))
         self.metrics_path = self.out_dir / "metrics.jsonl"
+        self.noise_monitor = GradNoiseMonitor(
+            tc.grad_noise_warn_cosine, tc.grad_noise_warn_window,
+            responses_per_update=tc.prompts_per_step * tc.n // tc.mini_batches)
         if self.dist.is_main:
             self._truncate_metrics(self.start_step)
+            if self.metrics_path.exists():  # a resumed run's warnings see the steps already done
+                for line in self.metrics_path.read_text().splitlines():
+                    row = json.loads(line)
+                    self.noise_monitor.record(int(row["step/rollout"]), row)
         barrier(self.dist)
 
     @property
@@ -175,9 +189,12 @@ class Trainer:
 
     def _run_hash(self) -> str:
         """What a checkpoint must match to be resumed: the settings that define the run (not the metric
-        sinks of ``train.logging`` nor ``train.gpus``), the method and the seed."""
+        sinks of ``train.logging``, ``train.gpus`` nor the ``train.grad_noise_*`` diagnostic), the method and
+        the seed. (Other GPU counts and the gradient-noise check change the update only by the floating-point
+        summation order.)"""
         sections = to_dict(self.config)
-        for key in ("logging", "gpus"):  # sinks and launcher only: a re-launch on other GPUs may resume
+        for key in ("logging", "gpus", "grad_noise_check_every", "grad_noise_warn_cosine",
+                    "grad_noise_warn_window"):
             sections["train"].pop(key, None)
         payload = {name: sections[name] for name in ("model", "warmstart", "rollout", "train", "method_options",
                                                      "data", "verify")}
@@ -277,7 +294,9 @@ class Trainer:
             tokens_before = self.updater.tokens
             self.model.train(tc.gradient_checkpointing)  # HF checkpointing runs in train mode only
             seeds = [derived_seed(self.seed, step, "minibatch", epoch) for epoch in range(tc.ppo_epochs)]
-            record.update(self.updater.update(batch, seqs, prep, seeds))
+            every = tc.grad_noise_check_every
+            record.update(self.updater.update(batch, seqs, prep, seeds,
+                                              grad_noise=bool(every) and step % every == 0))
             self.model.eval()
             now, last = synchronize(self.device), now
             timer["time/update"] = now - last
@@ -343,9 +362,12 @@ class Trainer:
                 record = self.step(step)
                 if logger is not None:
                     logger.log(record, step + 1)
-                progress.set_postfix(reward=f"{record['reward/mean']:.3f}",
-                                     all_wrong=f"{record.get('batch/frac_all_wrong_groups', float('nan')):.2f}",
-                                     step_s=f"{record['time/step']:.1f}")
+                    self.noise_monitor.observe(step + 1, record)
+                postfix = {"reward": f"{record['reward/mean']:.3f}",
+                           "all_wrong": f"{record.get('batch/frac_all_wrong_groups', float('nan')):.2f}"}
+                if COSINE_KEY in record:
+                    postfix["gcos"] = f"{record[COSINE_KEY]:.2f}"
+                progress.set_postfix(**postfix, step_s=f"{record['time/step']:.1f}")
                 done = step + 1
                 if (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps:
                     self._save_checkpoint(done)

@@ -5,7 +5,9 @@ bounded by ``micro_batch_size`` rows and, optionally, ``micro_batch_tokens`` pad
 micro-batch's forward trims the padding columns none of its rows uses. Gradient accumulation over the
 micro-batches of a mini-batch uses the mini-batch's C8 denominator, fixed before any backward, so the
 gradient does not depend on how the mini-batch is split (over micro-batches or over ranks).
-See ``negrl.train.distributed`` for the data-parallel semantics.
+See ``negrl.train.distributed`` for the data-parallel semantics, and ``negrl.train.grad_noise`` for the
+half-batch gradient cosine (``grad_noise=True``: each half of the mini-batch's groups is micro-batched on its
+own, and the gradient is copied between the halves).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from negrl.train.distributed import (
     reduce_diagnostics,
     share,
 )
+from negrl.train.grad_noise import grad_noise_metrics, grad_snapshot, half_cosine, split_halves
 from negrl.train.logprobs import PackedSequences, response_logprobs
 
 
@@ -116,7 +119,11 @@ class PolicyUpdater:
         self.policy, self.optimizer, self.scheduler, self.method = policy, optimizer, scheduler, method
         self.settings, self.ctx, self.device = settings, ctx, device
         self.optimizer_steps = 0
+        self.last_half_cosines: list[float] = []  # the last update()'s per-update cosines (grad_noise)
         self.tokens = 0  # prompt + response tokens through forward and backward (this rank, padding excluded)
+
+    def _trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.policy.parameters() if p.requires_grad]
 
     def minibatch_order(self, uids: list[int], shuffle_seed: int) -> list[np.ndarray]:
         order = list(uids)
@@ -124,24 +131,38 @@ class PolicyUpdater:
         return [chunk for chunk in np.array_split(np.array(order, dtype=np.int64), self.settings.mini_batches)
                 if len(chunk)]
 
-    def update(self, batch, seqs: PackedSequences, prep, shuffle_seeds: Sequence[int]) -> dict[str, float]:
-        """All optimizer updates of one rollout step (``shuffle_seeds``: one per PPO epoch)."""
+    def update(self, batch, seqs: PackedSequences, prep, shuffle_seeds: Sequence[int],
+               grad_noise: bool = False) -> dict[str, float]:
+        """All optimizer updates of one rollout step (``shuffle_seeds``: one per PPO epoch); ``grad_noise``:
+        also measure each update's half-batch gradient cosine (``negrl.train.grad_noise``)."""
         uids = batch.uid.unique().tolist()
         update_diags: list[dict[str, float]] = []
         grad_norms: list[float] = []
+        cosines: list[float] = []
         for epoch in range(self.settings.ppo_epochs):
             for chunk in self.minibatch_order(uids, shuffle_seeds[epoch]):
-                diag, grad_norm = self.minibatch_step(batch, seqs, prep, chunk)
+                diag, grad_norm, cosine = self.minibatch_step(batch, seqs, prep, chunk, grad_noise)
                 grad_norms.append(grad_norm)
                 update_diags.append(diag)
+                if cosine is not None:
+                    cosines.append(cosine)
         out = mean_dicts(update_diags)
         out["actor/grad_norm"] = float(np.mean(grad_norms)) if grad_norms else 0.0
         out["actor/grad_norm_max"] = float(np.max(grad_norms)) if grad_norms else 0.0
         out["actor/lr"] = self.scheduler.get_last_lr()[0]
+        out.update(grad_noise_metrics(cosines))
+        self.last_half_cosines = cosines
         return out
 
-    def minibatch_step(self, batch, seqs: PackedSequences, prep, chunk: np.ndarray) -> tuple[dict, float]:
-        """One optimizer update on the groups ``chunk`` (global uids), this rank's share of them."""
+    def minibatch_step(self, batch, seqs: PackedSequences, prep, chunk: np.ndarray,
+                       grad_noise: bool = False) -> tuple[dict, float, float | None]:
+        """One optimizer update on the groups ``chunk`` (global uids), this rank's share of them: the
+        diagnostics, the gradient norm, and (``grad_noise``, at least two groups) the half-batch cosine.
+
+        With ``grad_noise`` the groups are split into halves A and B; each rank micro-batches its rows of A,
+        then its rows of B (every rank runs as many A rounds, then as many B rounds); the gradients are
+        reduced over ranks after the last A round too, then copied (g_A, global), and the final reduction adds
+        B's, so g is the same sum as without the split."""
         s, ctx, device = self.settings, self.ctx, self.device
         uid_cpu = batch.uid.cpu()
         rows = torch.nonzero(torch.isin(uid_cpu, torch.as_tensor(chunk)))[:, 0]
@@ -149,18 +170,30 @@ class PolicyUpdater:
         mini_prep = prep.select(rows)
         denominator = self.method.aggregation_denominator(mini)  # the global mini-batch's (C8)
         mine = set(share(list(chunk), ctx))  # whole groups per rank
-        my_pos = [i for i, u in enumerate(uid_cpu[rows].tolist()) if u in mine]
-        lengths = seqs.attention_mask[rows[my_pos]].sum(1).tolist() if my_pos else []
-        plan = [[my_pos[i] for i in micro] for micro in plan_micro_batches(lengths, s.micro_batch_size,
-                                                                            s.micro_batch_tokens)]
-        rounds = all_reduce_max_int(len(plan), ctx, device)
+        row_uids = uid_cpu[rows].tolist()
+        my_pos = [i for i, u in enumerate(row_uids) if u in mine]
+        halves = split_halves(chunk) if grad_noise else None
+        parts = [my_pos] if halves is None else [[i for i in my_pos if row_uids[i] in half_set]
+                                                 for half_set in map(set, halves)]
+        schedule: list[list[int] | None] = []  # each round's positions; None: a zero-weight dummy
+        boundary = -1  # the last round of half A (its backward reduces and its gradient is copied)
+        for part in parts:
+            lengths = seqs.attention_mask[rows[part]].sum(1).tolist() if part else []
+            plan = [[part[i] for i in micro] for micro in plan_micro_batches(lengths, s.micro_batch_size,
+                                                                              s.micro_batch_tokens)]
+            rounds = all_reduce_max_int(len(plan), ctx, device)  # FSDP: every rank runs as many backwards
+            schedule.extend(plan[k] if k < len(plan) else None for k in range(rounds))
+            if halves is not None and boundary < 0:
+                boundary = len(schedule) - 1
+        snapshot = None
         self.optimizer.zero_grad(set_to_none=True)
         micro_diags, micro_tokens, loss_total = [], [], 0.0
-        for k in range(rounds):
-            real = k < len(plan)
-            pos = torch.tensor(plan[k] if real else [0], dtype=torch.long)
+        for k, planned in enumerate(schedule):
+            real = planned is not None
+            pos = torch.tensor(planned if real else [0], dtype=torch.long)
             micro_seqs = seqs.select(rows[pos]).to(device)
-            with gradient_sync(self.policy, enabled=k == rounds - 1 or s.sync_every_micro_batch):
+            sync = k == len(schedule) - 1 or k == boundary or s.sync_every_micro_batch
+            with gradient_sync(self.policy, enabled=sync):
                 logp, entropy = response_logprobs(self.policy, micro_seqs, s.temperature, with_entropy=True,
                                                   autocast_dtype=s.autocast_dtype)
                 micro = mini.select(pos.to(mini.uid.device))
@@ -168,11 +201,15 @@ class PolicyUpdater:
                                               mini_prep.select(pos.to(mini.uid.device)), denominator=denominator)
                 # DDP/FSDP average gradients over ranks: scale so they sum; dummy micro-batches weigh 0
                 (loss * (ctx.world_size if real else 0.0)).backward()
+            if k == boundary:  # listed after a backward: FSDP2 swaps in unsharded parameters around forwards
+                snapshot = grad_snapshot(self._trainable_parameters())
             if real:
                 loss_total += loss.item()
                 micro_diags.append(diag)
                 micro_tokens.append(float(self.method.loss_mask(micro).sum()))
                 self.tokens += int(micro_seqs.attention_mask.sum())
+        cosine = half_cosine(self._trainable_parameters(), snapshot, ctx) if snapshot is not None else None
+        del snapshot
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.grad_clip)
         if hasattr(grad_norm, "full_tensor"):
             grad_norm = grad_norm.full_tensor()
@@ -184,7 +221,7 @@ class PolicyUpdater:
         merged = mean_dicts(micro_diags, micro_tokens)
         merged["actor/pg_loss"] = sum(d.get("actor/pg_loss", 0.0) for d in micro_diags)
         merged["actor/loss"] = loss_total
-        return reduce_diagnostics(merged, sum(micro_tokens), ctx), float(grad_norm)
+        return reduce_diagnostics(merged, sum(micro_tokens), ctx), float(grad_norm), cosine
 
 
 def synchronize(device: torch.device) -> float:

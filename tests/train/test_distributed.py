@@ -91,6 +91,8 @@ def _assert_two_processes_match_one(tiny_model_dir, tmp_path, method, strategy, 
         torch.testing.assert_close(b[key], a[key], atol=1e-9, rtol=0, msg=f"{key} differs")
     one, two = _metrics(single), _metrics(double)
     assert [r["step/optimizer"] for r in two] == [2, 4]
+    # the half-batch gradient cosine (grad_noise_check_every: 1): global halves, equal to 1 process's too
+    assert all("actor/grad_half_cosine" in r for r in one + two)
     for r1, r2 in zip(one, two):
         assert {k for k in r1 if not k.startswith("time/")} == {k for k in r2 if not k.startswith("time/")}
         for key in r1:  # timings and GPU memory (perf/max_memory_gib) depend on the process count

@@ -50,6 +50,7 @@ def test_metrics_contract_and_determinism(tiny_model_dir, problems, tmp_path):
     assert [r["step/rollout"] for r in rows] == [1, 2] and rows[-1]["step/optimizer"] == 4
     assert REQUIRED_KEYS - {"time/rollout_verify", "time/update"} <= set(rows[0])
     assert "lens/pbar_wrong_mean" in rows[0]
+    assert "actor/grad_half_cosine" in rows[0] and "actor/grad_snr" in rows[0]  # grad_noise_check_every: 1
     assert (final / "config.json").exists() and (tmp_path / "a" / "provenance.json").exists()
     assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard event file"
     train(config, "lens", 7, tiny_model_dir, problems, tmp_path / "b", device="cpu", show_progress=False)
@@ -69,11 +70,12 @@ def test_group_method_with_one_sample_is_a_config_error(tiny_model_dir, problems
 
 
 def test_fsdp_in_one_process_trains_like_the_plain_module(tiny_model_dir, problems, tmp_path):
-    """The single-GPU FSDP2 path (process group of one; separate rollout copy synced after each step)."""
+    """The single-GPU FSDP2 path (process group of one; separate rollout copy synced after each step). LENS:
+    the untrained model gets every answer wrong, which gives GRPO no gradient at all."""
     raw = {**RAW, "train": {**RAW["train"], "steps": 2}}
-    train(from_dict(raw), "grpo", 2, tiny_model_dir, problems, tmp_path / "plain", device="cpu", show_progress=False)
+    train(from_dict(raw), "lens", 2, tiny_model_dir, problems, tmp_path / "plain", device="cpu", show_progress=False)
     fsdp = from_dict({**raw, "train": {**raw["train"], "distributed": "fsdp"}})
-    train(fsdp, "grpo", 2, tiny_model_dir, problems, tmp_path / "fsdp", device="cpu", show_progress=False)
+    train(fsdp, "lens", 2, tiny_model_dir, problems, tmp_path / "fsdp", device="cpu", show_progress=False)
     assert not torch.distributed.is_initialized()
     a, b = _weights(tmp_path / "plain" / "model"), _weights(tmp_path / "fsdp" / "model")
     assert a.keys() == b.keys()
@@ -82,6 +84,9 @@ def test_fsdp_in_one_process_trains_like_the_plain_module(tiny_model_dir, proble
     for r1, r2 in zip(_metrics(tmp_path / "plain"), _metrics(tmp_path / "fsdp")):
         assert r1.keys() == r2.keys() and r1["reward/mean"] == r2["reward/mean"]
         assert r2["actor/grad_norm"] == pytest.approx(r1["actor/grad_norm"], rel=1e-4)
+        # FSDP: g_A reduce-scattered at the half boundary, cosine from the shards' dot products
+        assert r1["actor/grad_norm"] > 0
+        assert r2["actor/grad_half_cosine"] == pytest.approx(r1["actor/grad_half_cosine"], abs=1e-5)
 
 
 @pytest.mark.slow

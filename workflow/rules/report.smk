@@ -1,5 +1,6 @@
 rule report:
-    """Accuracy by level per method with confidence intervals: CSV, Markdown and plots."""
+    """Accuracy by level per method with confidence intervals, paired differences from base and from the
+    reference method with their detectable difference: CSV, Markdown and plots."""
     input:
         per_problem=expand(f"{R}/eval/{{model}}/per_problem.parquet", model=MODELS),
         train_logs=expand(f"{R}/train/{{method}}/s{{seed}}/metrics.jsonl", method=METHODS, seed=SEEDS),
@@ -7,6 +8,13 @@ rule report:
     output:
         csv=report(f"{R}/report/accuracy_by_level.csv", caption="../report/accuracy.rst", category="Results"),
         md=f"{R}/report/accuracy_by_level.md",
+        by_seed=f"{R}/report/accuracy_by_seed.csv",
+        vs_base=report(f"{R}/report/difference_vs_base.csv", caption="../report/differences.rst", category="Results"),
+        vs_reference=report(
+            f"{R}/report/difference_vs_{CFG.report.reference_method}.csv",
+            caption="../report/differences.rst",
+            category="Results",
+        ),
         png=report(f"{R}/report/accuracy_by_level.png", caption="../report/accuracy.rst", category="Results"),
         curves=report(f"{R}/report/training_curves.png", caption="../report/training.rst", category="Training"),
     params:
