@@ -115,6 +115,10 @@ class WarmStartConfig:
     length_bucketing: int = 1
     """Sort each window of this many batches by length (less padding, faster); 1 = plain random batches.
     Windows > 1 make batches length- and so level-homogeneous, which hurt the toy warm start (measured)."""
+    micro_batch_size: int | None = 16
+    """Examples per forward/backward: each batch is sorted by length and run in micro-batches of this size
+    (gradient accumulation; the same update as one batch, with far less padding: 2x faster on the toy task).
+    null = the whole batch at once."""
 
 
 @dataclass
@@ -427,6 +431,7 @@ def _check_values(config: Config, source: str) -> None:
         "train.ppo_epochs": config.train.ppo_epochs, "train.micro_batch_size": config.train.micro_batch_size,
         "rollout.max_tokens": config.rollout.max_tokens, "eval.n_samples": config.eval.n_samples,
         "verify.workers": config.verify.workers, "warmstart.batch_size": config.warmstart.batch_size,
+        "warmstart.micro_batch_size": config.warmstart.micro_batch_size or 1,
         "data.arith.test_per_level": config.data.arith.test_per_level,
         "data.arith.train_per_level": config.data.arith.train_per_level,
         "train.grad_noise_warn_window": config.train.grad_noise_warn_window,

@@ -41,7 +41,7 @@ def run_base_model(args: argparse.Namespace) -> int:
         ws = config.warmstart
         supervised_warmstart(model, tokenizer, examples, steps=ws.steps, batch_size=ws.batch_size, lr=ws.lr,
                              warmup_steps=ws.warmup_steps, weight_decay=ws.weight_decay, seed=ws.seed,
-                             length_bucketing=ws.length_bucketing,
+                             length_bucketing=ws.length_bucketing, micro_batch_size=ws.micro_batch_size,
                              log_path=Path(args.log_jsonl) if args.log_jsonl else None)
     model.to("cpu")  # saved the same way whichever device trained it
     with atomic_path(out) as tmp:

@@ -44,10 +44,24 @@ def _length_bucketed_batches(encoded: list[tuple[list[int], list[int]]], batch_s
     return batches
 
 
+def length_sorted_chunks(rows: list[int], lengths: list[int], micro_batch_size: int | None) -> list[list[int]]:
+    """The rows of one batch as micro-batches of similar length (sorted, then cut every ``micro_batch_size``);
+    one chunk of the rows as given when ``micro_batch_size`` is None or covers the batch."""
+    if not micro_batch_size or micro_batch_size >= len(rows):
+        return [list(rows)]
+    ordered = sorted(rows, key=lambda i: lengths[i])
+    return [ordered[k : k + micro_batch_size] for k in range(0, len(ordered), micro_batch_size)]
+
+
 def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, steps: int, batch_size: int,
                          lr: float, warmup_steps: int, weight_decay: float, seed: int, length_bucketing: int = 1,
-                         log_path: Path | None = None, show_progress: bool = True) -> list[dict]:
-    """Train ``model`` in place on (prompt, solution) pairs; returns the per-step log."""
+                         micro_batch_size: int | None = None, log_path: Path | None = None,
+                         show_progress: bool = True) -> list[dict]:
+    """Train ``model`` in place on (prompt, solution) pairs; returns the per-step log.
+
+    Each step's loss is the token mean over the whole batch; with ``micro_batch_size`` the batch runs as
+    length-sorted micro-batches whose token sums are divided by the batch's token count, so the gradient is
+    the whole batch's (up to float summation order) while padding shrinks to each micro-batch's longest row."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     encoded = [
@@ -55,6 +69,7 @@ def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, s
          tokenizer(solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
         for prompt, solution in examples
     ]
+    lengths = [len(prompt) + len(solution) for prompt, solution in encoded]
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, warmup_steps))
@@ -68,12 +83,16 @@ def supervised_warmstart(model, tokenizer, examples: list[tuple[str, str]], *, s
         if not batches:
             batches = _length_bucketed_batches(encoded, batch_size, rng, length_bucketing)
         rows = batches.pop()
-        seqs = pack_sequences([encoded[i][0] for i in rows], [encoded[i][1] for i in rows],
-                              tokenizer.pad_token_id).to(device)
-        token_logp, _ = response_logprobs(model, seqs)
-        loss = -(token_logp.sum() / seqs.response_mask.sum())
+        batch_tokens = sum(len(encoded[i][1]) for i in rows)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = torch.zeros((), device=device)
+        for chunk in length_sorted_chunks(rows, lengths, micro_batch_size):
+            seqs = pack_sequences([encoded[i][0] for i in chunk], [encoded[i][1] for i in chunk],
+                                  tokenizer.pad_token_id).to(device)
+            token_logp, _ = response_logprobs(model, seqs)
+            chunk_loss = -(token_logp.sum() / batch_tokens)
+            chunk_loss.backward()
+            loss = loss + chunk_loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
