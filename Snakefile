@@ -14,11 +14,14 @@ configfile: "config/config.yaml"
 
 
 sys.path.insert(0, workflow.basedir)
-from negrl.config import from_dict  # noqa: E402
+from negrl.config import from_dict, retype_command_line  # noqa: E402
 from negrl.errors import ConfigError  # noqa: E402
+from negrl.methods.from_config import check_methods  # noqa: E402
 
-try:  # the same check the CLI runs, so a bad key stops here with one line naming it
-    from_dict(config, source="config")
+# --config values come as strings ('50'); read them as the typed config expects (numbers, lists, booleans)
+config.update(retype_command_line(config))
+try:  # the same checks `negrl check-config` runs, so a bad key or method option stops here with one line
+    check_methods(from_dict(config, source="config"))
 except ConfigError as exc:
     sys.exit(f"negrl: error: {exc}")
 validate(config, "workflow/schemas/config.schema.yaml")

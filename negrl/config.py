@@ -191,6 +191,11 @@ class TrainConfig:
     """Dynamic sampling: prompts drawn per round, as a multiple of prompts_per_step."""
     micro_batch_tokens: int | None = None
     """Also cap each (length-sorted) micro-batch at this many padded tokens (rows x longest); null = rows only."""
+    old_logprobs: Literal["recompute", "sampler"] = "recompute"
+    """Where the old (behaviour) log-probs of the ratio come from (methods.md C4): recompute = a no-grad
+    pass of the trainer (needed when the sampler's numerics differ: vLLM, bf16); sampler = the rollout
+    engine's own log-probs of the sampled tokens, which saves that pass when the engine runs the trainer's
+    weights in the same precision (the CPU default: they agree to 3e-7)."""
     logprob_chunk_tokens: int = 1024
     """Response positions per chunk of the output projection and log-softmax (bounds logits memory)."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -305,6 +310,44 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     if overrides:
         raw = _merge(raw, overrides)
     return from_dict(raw, source=str(path))
+
+
+def retype_command_line(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake reads ``--config key=value`` with YAML's BaseLoader, so every scalar inside a value arrives
+    as a string (``train='{steps: 50}'`` gives ``{'steps': '50'}``). Re-read each string where the typed
+    config expects something else: integers, numbers (``1e-4`` too), booleans, null; strings stay strings.
+
+        >>> retype_command_line({"train": {"steps": "50", "lr": "1e-4"}, "seeds": ["1", "2"], "experiment": "7"})
+        {'train': {'steps': 50, 'lr': 0.0001}, 'seeds': [1, 2], 'experiment': '7'}
+    """
+    return _retype(Config, overrides)
+
+
+def _retype(tp: Any, value: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, dict):
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            return {k: _retype(hints.get(k, Any), v) for k, v in value.items()}
+        return {k: _retype(args[1] if origin is dict else Any, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_retype(args[0] if origin is list else Any, v) for v in value]
+    if not isinstance(value, str):
+        return value
+    options = [a for a in args if a is not type(None)] if origin in (typing.Union, types.UnionType) else [tp]
+    if type(None) in args and value in ("null", "~", "None"):
+        return None
+    if any(o is str or (typing.get_origin(o) is Literal and value in typing.get_args(o)) for o in options):
+        return value
+    if float in options:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
 
 
 def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
@@ -461,11 +504,6 @@ def _check_values(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: key 'seeds': expected at least one seed")
     if len(set(config.methods)) != len(config.methods) or not config.methods:
         raise ConfigError(f"{source}: key 'methods': expected a non-empty list of distinct method names")
-    for name in config.method_options:
-        if name not in config.methods:
-            raise ConfigError(
-                f"{source}: key 'method_options.{name}': '{name}' is not in 'methods' ({', '.join(config.methods)})"
-            )
     if not 0 < config.report.confidence < 1:
         raise ConfigError(f"{source}: key 'report.confidence': expected a value in (0, 1)")
     reference = config.report.reference_method

@@ -23,10 +23,9 @@ def run_schema(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    from negrl.train.loop import make_method
+    from negrl.methods.from_config import check_methods
 
-    for name in config.methods:
-        make_method(config, name)
+    check_methods(config)
     print(f"{args.config}: ok ({len(config.methods)} methods x {len(config.seeds)} seeds)")
     return 0
 

@@ -50,7 +50,6 @@ def test_schema_accepts_the_default_and_rejects_what_the_loader_rejects():
         ({"data": {"task": "gsm8k"}}, "key 'data.task': expected one of 'arith', 'math', got 'gsm8k'"),
         ({"seeds": []}, "key 'seeds': expected at least one seed"),
         ({"train": {"prompts_per_step": 10, "mini_batches": 3}}, "train.mini_batches"),
-        ({"method_options": {"nft": {}}}, "'nft' is not in 'methods'"),
         ({"eval": {"temperature": 0.0, "n_samples": 4}}, "greedy evaluation"),
         ({"model": {"toy": {"hidden_size": True}}}, "key 'model.toy.hidden_size': expected an integer"),
     ],
@@ -73,3 +72,15 @@ def test_section_hash_depends_only_on_named_sections():
     a, b = from_dict({}), from_dict({"report": {"seed": 5}})
     assert a.section_hash("train") == b.section_hash("train")
     assert a.section_hash("report") != b.section_hash("report")
+
+
+def test_method_options_are_checked_for_every_configured_method_listed_or_not():
+    """Options of a method outside ``methods`` are allowed (a --config methods=[grpo] run keeps the file's
+    lens options) but still checked, like the options of the listed methods."""
+    from negrl.methods.from_config import check_methods
+
+    check_methods(from_dict({"methods": ["grpo"], "method_options": {"lens": {"alpha": 0.5}}}))
+    with pytest.raises(ConfigError, match="unknown method 'lenz'"):
+        check_methods(from_dict({"methods": ["grpo"], "method_options": {"lenz": {"alpha": 0.5}}}))
+    with pytest.raises(ConfigError, match="alfa"):
+        check_methods(from_dict({"methods": ["grpo"], "method_options": {"lens": {"alfa": 0.5}}}))

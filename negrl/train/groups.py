@@ -56,15 +56,30 @@ def sample_groups(engine, prompts: Sequence[str], answers: Sequence[str], levels
     return groups
 
 
-def build_batch(groups: Sequence[Group], pad_id: int, logprobs: Callable[[PackedSequences], torch.Tensor],
+def sampler_logprobs(completions: Sequence[Completion], seqs: PackedSequences) -> torch.Tensor:
+    """The rollout engine's log-probs of the sampled tokens, laid out like the trainer's [B, T] (0 at padding)."""
+    out = torch.zeros(seqs.response_mask.shape, dtype=torch.float64)
+    for row, completion in enumerate(completions):
+        given = completion.sampler_logprobs
+        if given is None or len(given) != len(completion.token_ids):
+            raise ValueError(f"train.old_logprobs: sampler needs the engine's log-prob of every sampled token; "
+                             f"completion {row} has {0 if given is None else len(given)} for "
+                             f"{len(completion.token_ids)} tokens")
+        out[row, : len(completion.token_ids)] = torch.tensor(completion.sampler_logprobs, dtype=torch.float64)
+    return out
+
+
+def build_batch(groups: Sequence[Group], pad_id: int, logprobs: Callable[[PackedSequences], torch.Tensor] | None,
                 ref_logprobs: Callable[[PackedSequences], torch.Tensor] | None, device: torch.device,
                 dtype: torch.dtype = torch.float32) -> tuple[RolloutBatch, PackedSequences]:
     """The ``RolloutBatch`` of the groups (tensors on ``device``) and their packed sequences (on the CPU;
     micro-batches move to the device when used). ``logprobs(seqs)`` / ``ref_logprobs(seqs)`` return the
-    old / reference token log-probs [B, T] (the trainer's no-grad passes, C4)."""
+    old / reference token log-probs [B, T] (the trainer's no-grad passes, C4); ``logprobs=None`` takes the
+    old log-probs from the sampler instead (``train.old_logprobs: sampler``)."""
     completions = [c for g in groups for c in g.completions]
     seqs = pack_sequences([c.prompt_token_ids for c in completions], [c.token_ids for c in completions], pad_id)
-    old_logp = logprobs(seqs).to(device=device, dtype=dtype)
+    old_logp = logprobs(seqs) if logprobs is not None else sampler_logprobs(completions, seqs)
+    old_logp = old_logp.to(device=device, dtype=dtype)
     ref_logp = None
     if ref_logprobs is not None:
         ref_logp = ref_logprobs(seqs).to(device=device, dtype=dtype)

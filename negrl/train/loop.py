@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from negrl.config import Config, to_dict
 from negrl.data.prompts import render_prompt
 from negrl.errors import ConfigError
-from negrl.methods import get_method
+from negrl.methods.from_config import method_from_config
 from negrl.models import load_model_and_tokenizer
 from negrl.provenance import atomic_path, write_provenance
 from negrl.rollout import engine_options, make_engine
@@ -79,18 +79,6 @@ def derived_seed(*parts: object) -> int:
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
-def make_method(config: Config, method_name: str):
-    options = dict(config.method_options.get(method_name, {}))
-    options.setdefault("max_response_length", config.rollout.max_tokens)
-    if config.train.kl_beta:
-        options.setdefault("kl_beta", config.train.kl_beta)
-    if config.train.dynamic_sampling is not None:
-        options.setdefault("dynamic_sampling", config.train.dynamic_sampling)
-    method = get_method(method_name, **options)
-    method.validate_config(n=config.train.n)
-    return method
-
-
 def compute_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """``train.precision``: bf16 (auto: on GPU), or None for full precision."""
     if mode == "fp32":
@@ -107,7 +95,7 @@ class Trainer:
                  out_dir: Path, device: str | None = None, show_progress: bool = True, resume: str = "auto") -> None:
         self.config, self.method_name, self.seed, self.out_dir = config, method_name, seed, Path(out_dir)
         self.show_progress = show_progress
-        self.method = make_method(config, method_name)
+        self.method = method_from_config(config, method_name)
         tc = config.train
         self.filter_groups = self.method.filters_groups  # method default, or train.dynamic_sampling (C11)
         random.seed(seed)
@@ -135,7 +123,7 @@ class Trainer:
         self.policy = wrap_policy(TokenLogprobs(self.model, tc.logprob_chunk_tokens), self.dist, tc.distributed,
                                   self.device, precision)
         self.ref_policy = None
-        if tc.kl_beta > 0:
+        if self.method.options.kl_beta > 0:  # train.kl_beta or the method's own option
             ref_model, _ = load_model_and_tokenizer(base_model, config.model.dtype, str(self.device))
             ref_model.requires_grad_(False)
             self.ref_policy = shard_frozen(TokenLogprobs(ref_model, tc.logprob_chunk_tokens), self.dist,
@@ -254,7 +242,7 @@ class Trainer:
             groups = sample_groups(self.engine, self.prompts, self.answers, self.levels, indices[first:last],
                                    self._sampling(step, len(generated)), first_uid=uid_counter[0] + first,
                                    verify_workers=vc.workers, verify_timeout=vc.timeout, timer=timer)
-            if self.dist.enabled:
+            if self.dist.enabled and self.config.train.old_logprobs == "recompute":
                 for group in groups:  # the sampler's own log-probs are not used in training (C4)
                     for completion in group.completions:
                         completion.sampler_logprobs = None
@@ -284,7 +272,9 @@ class Trainer:
                 return lambda seqs: rollout_logprobs(policy, seqs, self.settings, self.dist, self.device,
                                                      self.stat_dtype)
 
-            batch, seqs = build_batch(kept, self.tokenizer.pad_token_id, logprobs(self.policy),
+            from_sampler = tc.old_logprobs == "sampler"
+            batch, seqs = build_batch(kept, self.tokenizer.pad_token_id,
+                                      None if from_sampler else logprobs(self.policy),
                                       logprobs(self.ref_policy) if self.ref_policy is not None else None,
                                       self.device, self.stat_dtype)
             now, last = synchronize(self.device), now

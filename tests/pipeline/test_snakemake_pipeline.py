@@ -43,6 +43,29 @@ def test_dry_run_lists_the_plan_without_running(workdir):
     assert not (workdir / "results").exists()
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("train={steps: 50, lr: 1e-4}", "train/grpo/s1"),   # numbers inside a --config mapping (were strings)
+    ("methods=[grpo]", "train/grpo/s1"),                # config file's lens options do not leak in
+    ("seeds=[7]", "train/grpo/s7"),
+])
+def test_config_overrides_are_read_as_yaml(workdir, override, expected):
+    result = snakemake(workdir, "-n", "--config", override)
+    assert expected in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method_options={lens: {alfa: 0.5}}", "alfa"),
+    ("method_options={lenz: {alpha: 0.5}}", "unknown method 'lenz'"),
+    ("train={steps: many}", "train.steps"),
+])
+def test_bad_override_stops_the_dry_run_with_one_line(workdir, override, message):
+    result = snakemake(workdir, "-n", "--config", override, check=False)
+    assert result.returncode != 0
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("negrl: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert not (workdir / "results").exists()
+
+
 @pytest.mark.slow
 def test_full_pipeline_then_report_only_rerun(workdir):
     snakemake(workdir)

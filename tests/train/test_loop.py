@@ -119,3 +119,28 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model_dir, proble
     full, resumed = _weights(tmp_path / "full" / "model"), _weights(interrupted / "model")
     assert all(torch.equal(full[k], resumed[k]) for k in full), f"weights differ after resuming from {killed_at}"
     assert _metrics(interrupted) == _metrics(tmp_path / "full")
+
+
+def test_kl_beta_given_only_as_a_method_option_loads_the_reference_and_trains(tiny_model_dir, problems, tmp_path):
+    """method_options.grpo.kl_beta with train.kl_beta 0: the reference model is loaded and the KL is logged."""
+    config = from_dict({**RAW, "train": {**RAW["train"], "steps": 1, "kl_beta": 0.0},
+                        "method_options": {"grpo": {"kl_beta": 0.05}}})
+    train(config, "grpo", 3, tiny_model_dir, problems, tmp_path / "kl", device="cpu", show_progress=False)
+    row = json.loads((tmp_path / "kl" / "metrics.jsonl").read_text().splitlines()[0])
+    assert any(key.startswith("actor/kl") for key in row), sorted(row)
+
+
+def test_sampler_old_logprobs_train_like_the_recomputed_ones(tiny_model_dir, problems, tmp_path):
+    """train.old_logprobs: sampler skips the no-grad pass; on the CPU in fp32 the engine's log-probs are the
+    trainer's to float rounding, so one update (LENS: they also weight its penalties) lands on the same weights."""
+    runs = {}
+    for mode in ("recompute", "sampler"):
+        config = from_dict({**RAW, "train": {**RAW["train"], "steps": 1, "mini_batches": 1, "old_logprobs": mode}})
+        train(config, "lens", 5, tiny_model_dir, problems, tmp_path / mode, device="cpu", show_progress=False)
+        runs[mode] = (_weights(tmp_path / mode / "model"), _metrics(tmp_path / mode)[0])
+    (w_re, m_re), (w_sa, m_sa) = runs["recompute"], runs["sampler"]
+    assert m_re["reward/mean"] == m_sa["reward/mean"]  # the same rollout
+    assert abs(m_re["actor/pg_loss"] - m_sa["actor/pg_loss"]) < 1e-5
+    assert m_sa["actor/ppo_kl"] < 1e-6  # ratio 1 up to rounding
+    assert all(torch.allclose(w_re[k], w_sa[k], rtol=0, atol=1e-6) for k in w_re)
+    assert not all(torch.equal(w_sa[k], _weights(tiny_model_dir)[k]) for k in w_sa)  # it did update
