@@ -8,11 +8,14 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-# Reproducible CPU numerics across machines: MKL picks its kernels by instruction set (AVX2 on AMD, AVX-512
-# on recent Intel), which rounds differently and, over a 1,200-step warm start, gives a different base model.
-# Conditional numerical reproducibility on the AVX2 path (the same speed on the AMD development machine) is
-# the jobs' default; export MKL_CBWR to choose another.
-os.environ.setdefault("MKL_CBWR", "AVX2")
+# Reproducible CPU numerics: MKL picks its kernels by instruction set (AVX2 on AMD, AVX-512 on recent Intel)
+# and, by default, fewer threads when the machine is busy; either rounds differently, and over a 1,200-step
+# warm start a last-digit difference grows into a different base model (seen: two runs of the default agreed
+# bitwise for 482 steps, then diverged while other processes loaded the cores). The jobs use MKL's
+# conditional numerical reproducibility on the AVX2 path with a fixed thread count (same speed and same
+# results as the defaults on the AMD development machine); export MKL_CBWR / MKL_DYNAMIC to choose otherwise.
+os.environ.setdefault("MKL_CBWR", "AVX2,STRICT")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
 min_version("9.0")
 

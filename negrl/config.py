@@ -213,9 +213,11 @@ class TrainConfig:
     mini-batch (actor/grad_half_cosine, actor/grad_snr); 0 = off. Costs one extra copy of the gradients in
     memory during those updates (4 bytes per parameter), under DDP/FSDP one extra gradient reduction, and
     some padding (each half is micro-batched on its own; negrl/train/grad_noise.py)."""
-    grad_noise_warn_cosine: float = 0.1
+    grad_noise_warn_cosine: float = 0.02
     """Warn in the training log when the half-batch gradient cosine, averaged over the last
-    grad_noise_warn_window measured steps, is below this (noise-dominated updates; SNR 2c/(1-c) < 0.22)."""
+    grad_noise_warn_window measured steps, is below this (noise-dominated updates). Measured on the CPU
+    toy: 0.03-0.07 with 512 responses per update (which learns), -0.004 and 0.04 with 64 (which unlearns):
+    a weak signal on its own at this scale (docs/default-config.md)."""
     grad_noise_warn_window: int = 10
     """Measured steps the warning averages over (also the windows of the falling-reward warning)."""
     logging: TrainLoggingConfig = field(default_factory=TrainLoggingConfig)

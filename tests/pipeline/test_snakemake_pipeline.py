@@ -66,6 +66,35 @@ def test_bad_override_stops_the_dry_run_with_one_line(workdir, override, message
     assert not (workdir / "results").exists()
 
 
+def test_slurm_profile_dry_run_plans_gpu_jobs_on_gpus_only(workdir):
+    """The Slurm profile with the real executor plugin: the plan builds without --cores, and the GPU
+    resource and partition reach only the train and rollout jobs (the plugin maps `gpu` to --gpus)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory",
+           str(workdir), "--profile", str(workdir / "workflow" / "profiles" / "slurm"), "-n",
+           "--configfile", str(workdir / "config" / "gpu" / "qwen2.5-math-1.5b.yaml")]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-3000:]
+    resources: dict[str, set[str]] = {}
+    rule = None
+    for line in text.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            resources.setdefault(rule, set()).add(line.strip())
+    assert {"prepare", "base_model", "train", "rollout", "verify", "evaluate", "report"} <= set(resources)
+    for name, lines in resources.items():
+        gpu_job = name in ("train", "rollout")
+        for line in lines:
+            assert ("slurm_partition=gpu" in line) == gpu_job, (name, line)
+            assert (" gpu=" in line) == gpu_job, (name, line)
+            assert "slurm_extra" not in line  # the plugin rejects --gpus there; it sets it from `gpu`
+    assert any("gpu=2" in line for line in resources["train"])  # train.gpus of the Qwen config
+    assert not (workdir / "results").exists()
+
+
 @pytest.mark.slow
 def test_full_pipeline_then_report_only_rerun(workdir):
     snakemake(workdir)

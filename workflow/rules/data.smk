@@ -24,7 +24,9 @@ rule base_model:
         sections=sections("model", "warmstart", "data"),
     log:
         f"{R}/logs/base_model.log",
-    threads: workflow.cores
+    # Snakemake caps a local job's threads at --cores (2 on the CPU default); cluster jobs ask for 8 CPUs.
+    # (workflow.cores would stop `snakemake -n` and the cluster profiles, which set no --cores.)
+    threads: 8
     shell:
         "negrl base-model --config {CONFIG_PATH} --train {input.train} --out-dir {output} "
         "--log-jsonl {R}/base/warmstart.jsonl --threads {threads} > {log} 2>&1"
