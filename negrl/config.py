@@ -288,10 +288,34 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     """Tables and plots."""
 
-    def section_hash(self, *names: str) -> str:
-        """A short hash of the named top-level sections (what a stage's output depends on)."""
+    def section_hash(self, *names: str, ignore: tuple[str, ...] = ()) -> str:
+        """A short hash of the named top-level sections (what a stage's output depends on), leaving out the
+        dotted keys in ``ignore`` (e.g. ``THROUGHPUT_KEYS``: they change speed, not results)."""
         payload = {name: to_dict(getattr(self, name)) for name in names}
+        for dotted in ignore:
+            *parents, leaf = dotted.split(".")
+            node = payload
+            for part in parents:
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            if isinstance(node, dict):
+                node.pop(leaf, None)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# Keys that change how fast, where or how observably a stage runs, not what it computes (up to the
+# floating-point summation order): left out of the hashes that decide when a stage is stale and whether a
+# checkpoint can be resumed, so changing them re-runs nothing.
+THROUGHPUT_KEYS = (
+    "rollout.max_batch_size", "rollout.gpu_memory_utilization", "verify.workers", "train.checkpoint_every",
+    "train.logging", "train.gpus", "train.micro_batch_size", "train.micro_batch_tokens",
+    "train.logprob_chunk_tokens", "train.gradient_checkpointing", "train.compile",
+    "train.grad_noise_check_every", "train.grad_noise_warn_cosine", "train.grad_noise_warn_window",
+)
+# Keys of only the training split or only the test split: the other split's stages ignore them.
+TRAIN_SPLIT_KEYS = ("data.arith.train_per_level", "data.math.train", "data.math.train_split",
+                    "data.math.max_train_problems")
+TEST_SPLIT_KEYS = ("data.arith.test_per_level", "data.math.test", "data.math.test_split",
+                   "data.math.max_test_problems")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -54,3 +54,15 @@ def test_snakemake_stops_on_a_bad_key_with_one_line(tmp_path):
     assert result.returncode != 0
     assert "negrl: error: config: key 'train.steps': expected an integer, got 'many'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_prepare_writes_only_the_split_asked_for(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"arith": {"train_per_level": 3, "test_per_level": 2}}}))
+    code, err = _run(capsys, "prepare", "--config", str(config))
+    assert code == 2 and err == "negrl: error: prepare: give --train-out, --test-out or both\n"
+    code, _ = _run(capsys, "prepare", "--config", str(config), "--test-out", str(tmp_path / "t.parquet"))
+    assert code == 0 and (tmp_path / "t.parquet").exists() and not (tmp_path / "a.parquet").exists()
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / "t.parquet")) == 10  # 2 per level

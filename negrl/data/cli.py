@@ -10,6 +10,7 @@ import pandas as pd
 from negrl.config import load_config
 from negrl.data import arith
 from negrl.data.math import load_math
+from negrl.errors import ConfigError
 from negrl.provenance import atomic_path, write_provenance
 
 PROBLEM_COLUMNS = ["id", "problem", "answer", "level", "subject", "solution"]
@@ -39,19 +40,20 @@ def read_problems(path: str | Path) -> list[dict]:
 def run_prepare(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     base_dir = Path.cwd()  # relative data paths in the config are relative to where the pipeline runs
+    if not (args.train_out or args.test_out):
+        raise ConfigError("prepare: give --train-out, --test-out or both")
     train, test = build_problems(config, base_dir)
-    write_problems(train, Path(args.train_out))
-    write_problems(test, Path(args.test_out))
-    write_provenance(Path(args.train_out).parent, config.section_hash("data"), n_train=len(train),
-                     n_test=len(test))
-    print(f"prepare: {len(train)} train and {len(test)} test problems ({config.data.task}) -> "
-          f"{args.train_out}, {args.test_out}")
+    for problems, out, name in ((train, args.train_out, "train"), (test, args.test_out, "test")):
+        if out:
+            write_problems(problems, Path(out))
+            write_provenance(Path(out).parent, config.section_hash("data"), **{f"n_{name}": len(problems)})
+            print(f"prepare: {len(problems)} {name} problems ({config.data.task}) -> {out}")
     return 0
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("prepare", help="write the train/test problem tables of the configured task")
     parser.add_argument("--config", required=True, help="config YAML (config/config.yaml)")
-    parser.add_argument("--train-out", required=True, help="train problems Parquet to write")
-    parser.add_argument("--test-out", required=True, help="test problems Parquet to write")
+    parser.add_argument("--train-out", help="train problems Parquet to write")
+    parser.add_argument("--test-out", help="test problems Parquet to write")
     parser.set_defaults(func=run_prepare)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from negrl.config import Config, to_dict
+from negrl.config import TEST_SPLIT_KEYS, THROUGHPUT_KEYS, Config, to_dict
 from negrl.data.prompts import render_prompt
 from negrl.errors import ConfigError
 from negrl.methods.from_config import method_from_config
@@ -176,17 +176,12 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
 
     def _run_hash(self) -> str:
-        """What a checkpoint must match to be resumed: the settings that define the run (not the metric
-        sinks of ``train.logging``, ``train.gpus`` nor the ``train.grad_noise_*`` diagnostic), the method and
-        the seed. (Other GPU counts and the gradient-noise check change the update only by the floating-point
-        summation order.)"""
-        sections = to_dict(self.config)
-        for key in ("logging", "gpus", "grad_noise_check_every", "grad_noise_warn_cosine",
-                    "grad_noise_warn_window"):
-            sections["train"].pop(key, None)
-        payload = {name: sections[name] for name in ("model", "warmstart", "rollout", "train", "method_options",
-                                                     "data", "verify")}
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        """What a checkpoint must match to be resumed: the settings that define the run, not those of
+        ``THROUGHPUT_KEYS`` (workers, batch sizes for throughput, GPU count, checkpoint frequency, logging,
+        diagnostics: they change the update only by the floating-point summation order) nor the test split's;
+        the method and the seed."""
+        digest = self.config.section_hash("model", "warmstart", "rollout", "train", "method_options", "data",
+                                          "verify", ignore=THROUGHPUT_KEYS + TEST_SPLIT_KEYS)
         return f"{digest}/{self.method_name}/{self.seed}"
 
     def _resumable_checkpoint(self, resume: str) -> Path | None:

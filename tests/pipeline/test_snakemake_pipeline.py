@@ -84,7 +84,8 @@ def test_slurm_profile_dry_run_plans_gpu_jobs_on_gpus_only(workdir):
             rule = line.split()[1].rstrip(":")
         elif line.strip().startswith("resources:") and rule:
             resources.setdefault(rule, set()).add(line.strip())
-    assert {"prepare", "base_model", "train", "rollout", "verify", "evaluate", "report"} <= set(resources)
+    assert {"prepare_train", "prepare_test", "base_model", "train", "rollout", "verify", "evaluate",
+            "report"} <= set(resources)
     for name, lines in resources.items():
         gpu_job = name in ("train", "rollout")
         for line in lines:
@@ -112,8 +113,17 @@ def test_full_pipeline_then_report_only_rerun(workdir):
     for sub in ("data", "train/grpo/s1", "eval/base"):
         assert (workdir / "results" / "ci" / sub / "provenance.json").exists()
 
-    # nothing to do when nothing changed
+    # nothing to do when nothing changed, nor when only throughput settings change
     assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(workdir, "-n"))
+    throughput = snakemake(workdir, "-n", "--config", "verify={workers: 2}",
+                           "train={checkpoint_every: 1, micro_batch_size: 2}", "rollout={max_batch_size: 7}")
+    assert "Nothing to be done" in throughput.stdout + throughput.stderr
+    # a test-split setting re-runs the evaluation side only: no warm start, no training
+    test_only = snakemake(workdir, "-n", "--quiet", "rules", "--config", "data={arith: {test_per_level: 3}}")
+    planned = {line.split()[0] for line in (test_only.stdout + test_only.stderr).splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()}  # the job-stats table
+    assert {"prepare_test", "rollout", "verify", "evaluate", "report"} <= planned, planned
+    assert not planned & {"prepare_train", "base_model", "train"}, planned
     # editing only report code re-runs only the report rule
     plots = workdir / "negrl" / "report" / "plots.py"
     time.sleep(1.1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, workflow.basedir)
-from negrl.config import from_dict  # noqa: E402
+from negrl.config import TEST_SPLIT_KEYS, THROUGHPUT_KEYS, TRAIN_SPLIT_KEYS, from_dict  # noqa: E402
 
 CFG = from_dict(config, source="snakemake config")
 EXP = CFG.experiment
@@ -34,13 +34,14 @@ def _write_effective_config() -> str:
 CONFIG_PATH = _write_effective_config()
 
 
-def sections(*names):
-    """Hash of the config sections a rule depends on (a `params:` entry: it changes -> the rule re-runs)."""
-    return CFG.section_hash(*names)
+def sections(*names, ignore=()):
+    """Hash of the config sections a rule depends on (a `params:` entry: it changes -> the rule re-runs).
+    Throughput-only keys (workers, batch sizes, checkpoint frequency, logging) never count."""
+    return CFG.section_hash(*names, ignore=THROUGHPUT_KEYS + tuple(ignore))
 
 
 def method_hash(wildcards):
-    return CFG.section_hash("rollout", "train", "verify") + str(CFG.method_options.get(wildcards.method, {}))
+    return sections("rollout", "train", "verify") + str(CFG.method_options.get(wildcards.method, {}))
 
 
 def code(*patterns):

@@ -9,12 +9,12 @@ rule rollout:
     """Evaluation rollouts of one model (base or <method>-s<seed>) on the test problems."""
     input:
         model=model_dir,
-        problems=f"{R}/data/problems.test.parquet",
+        problems=rules.prepare_test.output[0],
         code=code("negrl/rollout/*.py"),
     output:
         f"{R}/eval/{{model}}/rollouts.parquet",
     params:
-        sections=sections("eval", "rollout", "data"),
+        sections=sections("eval", "rollout", "data", ignore=TRAIN_SPLIT_KEYS),
     log:
         f"{R}/logs/rollout/{{model}}.log",
     threads: 1

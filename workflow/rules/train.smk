@@ -9,7 +9,7 @@ rule train:
     """One online RL run: a method from `negrl methods`, one seed."""
     input:
         model=f"{R}/base/model",
-        train=f"{R}/data/problems.train.parquet",
+        train=rules.prepare_train.output[0],
         code=code("negrl/train/*.py", "negrl/methods/*.py", "negrl/rollout/*.py", "negrl/verify/*.py"),
     output:
         model=directory(f"{R}/train/{{method}}/s{{seed}}/model"),

@@ -2,7 +2,7 @@ rule verify:
     """Grade every evaluation response against the gold answer (sandboxed sympy verifier)."""
     input:
         rollouts=f"{R}/eval/{{model}}/rollouts.parquet",
-        problems=f"{R}/data/problems.test.parquet",
+        problems=rules.prepare_test.output[0],
         code=code("negrl/verify/*.py"),
     output:
         f"{R}/eval/{{model}}/verdicts.parquet",
