@@ -130,14 +130,22 @@ def test_kl_beta_given_only_as_a_method_option_loads_the_reference_and_trains(ti
     assert any(key.startswith("actor/kl") for key in row), sorted(row)
 
 
-def test_sampler_old_logprobs_train_like_the_recomputed_ones(tiny_model_dir, problems, tmp_path):
+def test_sampler_old_logprobs_train_like_the_recomputed_ones(tiny_model_dir, problems, tmp_path, monkeypatch):
     """train.old_logprobs: sampler skips the no-grad pass; on the CPU in fp32 the engine's log-probs are the
     trainer's to float rounding, so one update (LENS: they also weight its penalties) lands on the same weights."""
     runs = {}
+    import negrl.train.loop as loop
+
+    recomputed = []
+    real_rollout_logprobs = loop.rollout_logprobs
+    monkeypatch.setattr(loop, "rollout_logprobs",
+                        lambda *a, **k: recomputed.append(1) or real_rollout_logprobs(*a, **k))
     for mode in ("recompute", "sampler"):
+        recomputed.clear()
         config = from_dict({**RAW, "train": {**RAW["train"], "steps": 1, "mini_batches": 1, "old_logprobs": mode}})
         train(config, "lens", 5, tiny_model_dir, problems, tmp_path / mode, device="cpu", show_progress=False)
         runs[mode] = (_weights(tmp_path / mode / "model"), _metrics(tmp_path / mode)[0])
+        assert bool(recomputed) == (mode == "recompute")  # the sampler mode skips the no-grad pass
     (w_re, m_re), (w_sa, m_sa) = runs["recompute"], runs["sampler"]
     assert m_re["reward/mean"] == m_sa["reward/mean"]  # the same rollout
     assert abs(m_re["actor/pg_loss"] - m_sa["actor/pg_loss"]) < 1e-5
